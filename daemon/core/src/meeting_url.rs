@@ -1,0 +1,1 @@
+//! Meeting URLs (placeholder)

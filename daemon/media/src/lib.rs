@@ -1,0 +1,1 @@
+//! Media engine: GStreamer capture, encoding with hardware probing, decoding, composition and playback
