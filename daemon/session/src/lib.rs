@@ -1,0 +1,1 @@
+//! The meeting session: Meet REST API and lobby, LiveKit signalling, WebRTC peer connections.
