@@ -25,6 +25,8 @@ pub(crate) struct SendCounters {
     pub(crate) keyframe_requested_at: AtomicU64,
     /// Frames from the last keyframe request to the keyframe, plus one; 0 = never measured.
     pub(crate) last_keyframe_latency: AtomicU64,
+    /// The picture being sent contains an IDR slice (streaming thread only).
+    pub(crate) frame_has_idr: AtomicBool,
     pub(crate) error: Mutex<Option<String>>,
     pub(crate) running: AtomicBool,
 }
@@ -95,18 +97,23 @@ fn deliver(
     };
     let packet = Bytes::copy_from_slice(map.as_slice());
     if let Some(header) = RtpHeader::parse(&packet) {
+        // A keyframe is counted once per picture, when its last packet (marker) goes out,
+        // however many slices it has.
         if is_h264 && h264_payload_starts_idr(header.payload(&packet)) {
-            counters.keyframes.fetch_add(1, Ordering::Relaxed);
-            let requested = counters.keyframe_requested_at.swap(0, Ordering::AcqRel);
-            if requested != 0 {
-                let frames = counters.frames.load(Ordering::Relaxed);
-                counters
-                    .last_keyframe_latency
-                    .store(frames + 2 - requested, Ordering::Relaxed);
-            }
+            counters.frame_has_idr.store(true, Ordering::Relaxed);
         }
         if header.marker {
-            counters.frames.fetch_add(1, Ordering::Relaxed);
+            let index = counters.frames.fetch_add(1, Ordering::Relaxed);
+            if counters.frame_has_idr.swap(false, Ordering::Relaxed) {
+                counters.keyframes.fetch_add(1, Ordering::Relaxed);
+                let requested = counters.keyframe_requested_at.swap(0, Ordering::AcqRel);
+                if requested != 0 {
+                    // requested - 1 frames had been sent at the request.
+                    counters
+                        .last_keyframe_latency
+                        .store(index + 2 - requested, Ordering::Relaxed);
+                }
+            }
         }
     }
     counters.packets.fetch_add(1, Ordering::Relaxed);

@@ -257,8 +257,11 @@ impl VideoSender {
     /// encoders it comes with the next encoded frame. Does not block.
     pub fn request_keyframe(&self) {
         self.counters.note_keyframe_request();
+        // No `all_headers`: the encoder would push SPS/PPS as a separate buffer, which the
+        // payloader marks as a frame of its own; h264parse (config-interval=-1) already puts
+        // them inside every IDR access unit.
         let event = gst_video::UpstreamForceKeyUnitEvent::builder()
-            .all_headers(true)
+            .all_headers(false)
             .build();
         let delivered = match &self.encoder {
             Some(encoder) => encoder
@@ -286,10 +289,11 @@ impl VideoSender {
     /// track muted). On: sending resumes with a keyframe.
     pub fn set_camera_enabled(&self, enabled: bool) {
         self.camera_enabled.store(enabled, Ordering::Relaxed);
-        self.valve.set_property("drop", !enabled);
         if enabled {
+            // Asked before the valve opens, so the first frame through is the keyframe.
             self.request_keyframe();
         }
+        self.valve.set_property("drop", !enabled);
         tracing::info!(enabled, "camera");
     }
 

@@ -172,3 +172,31 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// The frames of an H.264 RTP stream as the receiving side sees them: one entry per
+/// completed picture (marker bit), saying whether it was a keyframe.
+#[derive(Debug, Default)]
+pub struct FrameLog {
+    pub keyframe: Vec<bool>,
+    current_has_idr: bool,
+}
+
+impl FrameLog {
+    pub fn push_all(&mut self, packets: &[Bytes]) {
+        for p in packets {
+            let h = visio_room_media::rtp::RtpHeader::parse(p).expect("RTP");
+            if visio_room_media::rtp::h264_payload_starts_idr(h.payload(p)) {
+                self.current_has_idr = true;
+            }
+            if h.marker {
+                self.keyframe
+                    .push(std::mem::take(&mut self.current_has_idr));
+            }
+        }
+    }
+
+    /// Index of the first keyframe at or after frame `from`.
+    pub fn first_keyframe_from(&self, from: usize) -> Option<usize> {
+        (from..self.keyframe.len()).find(|&i| self.keyframe[i])
+    }
+}
