@@ -18,7 +18,6 @@
 //! A track's branch lives in its own bin: an error inside it removes that bin only and is
 //! reported as [`ReceiverEvent::TrackFailed`]; the rest keeps playing.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -106,6 +105,9 @@ pub struct ReceiverConfig {
     pub fps: u32,
     /// Jitter buffer latency, milliseconds.
     pub jitter_latency_ms: u32,
+    /// Consecutive undecodable frames after which a video track is given up as broken
+    /// (removed and reported). Isolated errors only trigger a keyframe request.
+    pub max_decode_errors: u32,
 }
 
 impl Default for ReceiverConfig {
@@ -117,6 +119,7 @@ impl Default for ReceiverConfig {
             height: 720,
             fps: 30,
             jitter_latency_ms: 150,
+            max_decode_errors: 300,
         }
     }
 }
@@ -379,7 +382,7 @@ impl Receiver {
         let (bin, appsrc) = build_track_bin(
             &bin_name,
             &track,
-            shared.config.jitter_latency_ms,
+            &shared.config,
             counters.clone(),
             shared.total_frames.clone(),
             Arc::downgrade(shared),
@@ -730,7 +733,7 @@ fn decoder(codec: RemoteCodec) -> Result<gst::Element, MediaError> {
 fn build_track_bin(
     name: &str,
     track: &RemoteTrack,
-    jitter_latency_ms: u32,
+    config: &ReceiverConfig,
     counters: Arc<TrackCounters>,
     total_frames: Arc<AtomicU64>,
     shared: std::sync::Weak<Shared>,
@@ -757,10 +760,16 @@ fn build_track_bin(
         .build();
     appsrc.set_property_from_str("leaky-type", "downstream");
     let jitter = elements::make("rtpjitterbuffer")?;
-    jitter.set_property("latency", jitter_latency_ms);
+    jitter.set_property("latency", config.jitter_latency_ms);
     jitter.set_property("do-lost", true);
     let mut chain: Vec<gst::Element> = vec![appsrc.clone().upcast(), jitter];
     let decoder = decoder(track.codec)?;
+    if decoder.find_property("max-errors").is_some() {
+        decoder.set_property(
+            "max-errors",
+            config.max_decode_errors.min(i32::MAX as u32) as i32,
+        );
+    }
     match track.codec {
         RemoteCodec::Vp8 => chain.push(elements::make("rtpvp8depay")?),
         RemoteCodec::Vp9 => chain.push(elements::make("rtpvp9depay")?),
@@ -869,9 +878,8 @@ fn audio_sink(setting: &AudioSinkSetting) -> Result<(gst::Element, &'static str)
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<Receiver>();
-    is::<HashMap<String, String>>();
-}
+/// The receiver is shared between the session's tasks.
+const _: fn() = || {
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Receiver>();
+};
