@@ -58,7 +58,7 @@ impl Default for AudioSenderConfig {
 }
 
 /// What the audio sender has done.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct AudioSendStats {
     /// Always `"opus"`.
     pub codec: &'static str,

@@ -37,7 +37,8 @@ use crate::MediaError;
 const PIPELINE: &str = "receiver";
 
 /// The codec of a remote track.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RemoteCodec {
     /// VP8 video (what browsers send by default).
     Vp8,
@@ -149,7 +150,7 @@ pub enum ReceiverEvent {
 }
 
 /// Counters of one remote track.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TrackStats {
     /// The track id.
     pub id: String,
@@ -169,7 +170,7 @@ pub struct TrackStats {
 }
 
 /// Counters of the receiver.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ReceiverStats {
     /// Decoded remote video frames since the receiver started, all tracks (removed ones
     /// included).

@@ -65,7 +65,7 @@ impl Default for VideoSenderConfig {
 }
 
 /// What the video sender has done, for `status --json` and `Health`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct VideoSendStats {
     /// Always `"H264"`.
     pub codec: &'static str,

@@ -119,6 +119,10 @@ fn browser_vp8_vp9_and_h264_video_is_decoded_at_its_size() {
     );
     assert!(stats.received_video_frames > 0);
     assert_eq!(stats.video_sink, "fakesink");
+    // The shape `visio-roomctl status --json` shows under `media`.
+    let json = serde_json::to_value(&stats).unwrap();
+    assert_eq!(json["received_video_frames"], stats.received_video_frames);
+    assert_eq!(json["tracks"][0]["codec"], "vp8");
     assert!(stats.error.is_none(), "{stats:#?}");
     let before = stats.received_video_frames;
     std::thread::sleep(Duration::from_millis(500));
