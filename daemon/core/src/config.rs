@@ -1,1 +1,873 @@
-//! Configuration (placeholder)
+//! The configuration file: `/etc/visio-room/config.toml` (TOML).
+//!
+//! Every key is optional: with no file at all the room runs on built-in defaults. What is in the
+//! file is checked strictly, because an appliance is set up once and then left alone: an unknown
+//! key is refused (a typo must not silently fall back to a default), and every error names the
+//! file, the line and column, the dotted key, and what is expected. `docs/configuration.md` is the
+//! reference of every key; `docs/examples/config.toml` is a commented example that is accepted as
+//! is (a test checks it).
+//!
+//! The file is read with `toml`'s spanned document model rather than serde derive, so that the
+//! position of each key and value is known for every message, including semantic checks (a
+//! resolution that is not `WIDTHxHEIGHT`, a meeting URL on a host not allowed).
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::meeting_url::{AllowedHosts, MeetingUrl};
+
+/// Where the configuration is read from when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/visio-room/config.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// `[room]`
+    pub room: RoomConfig,
+    /// `[visio]`
+    pub visio: VisioConfig,
+    /// `[media]`
+    pub media: MediaConfig,
+    /// `[join]`
+    pub join: JoinConfig,
+}
+
+/// `[room]`: the room itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomConfig {
+    /// The name shown to other participants.
+    pub name: String,
+    /// Whether each meeting starts with the microphone muted.
+    pub join_muted: bool,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        RoomConfig {
+            name: "Visio Room".into(),
+            join_muted: false,
+        }
+    }
+}
+
+/// `[visio]`: which service the room may join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisioConfig {
+    /// Hosts (with optional port) whose meetings may be joined.
+    pub allowed_hosts: Vec<String>,
+    /// What the Join button joins when no meeting is planned (canonical URL).
+    pub default_meeting: Option<String>,
+}
+
+impl Default for VisioConfig {
+    fn default() -> Self {
+        VisioConfig {
+            allowed_hosts: vec!["visio.numerique.gouv.fr".into()],
+            default_meeting: None,
+        }
+    }
+}
+
+/// `[media]`: camera, microphone, display and speakers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// The camera.
+    pub video_source: VideoSource,
+    /// The microphone.
+    pub audio_source: AudioSource,
+    /// Where remote video is shown.
+    pub video_sink: VideoSink,
+    /// Where remote audio is played.
+    pub audio_sink: AudioSink,
+    /// The size of the video the room sends.
+    pub resolution: Resolution,
+    /// Frames per second the room sends.
+    pub framerate: u32,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            video_source: VideoSource::Auto,
+            audio_source: AudioSource::Auto,
+            video_sink: VideoSink::Auto,
+            audio_sink: AudioSink::Auto,
+            resolution: Resolution::default(),
+            framerate: 30,
+        }
+    }
+}
+
+/// `[join]`: retries and time-outs of joining.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinConfig {
+    /// Attempts to join one meeting, the first included.
+    pub max_attempts: u32,
+    /// Wait before the first retry, doubled each time.
+    pub initial_backoff_ms: u64,
+    /// Longest wait between attempts.
+    pub max_backoff_ms: u64,
+    /// Give up waiting in a lobby after this long.
+    pub lobby_timeout_s: u64,
+    /// How long leaving may take before the session is dropped.
+    pub leave_timeout_ms: u64,
+}
+
+impl Default for JoinConfig {
+    fn default() -> Self {
+        JoinConfig {
+            max_attempts: 6,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 60_000,
+            lobby_timeout_s: 600,
+            leave_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `media.video_source`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VideoSource {
+    /// The first camera found, else a test pattern.
+    #[default]
+    Auto,
+    /// A moving test pattern.
+    Test,
+    /// A V4L2 device such as `/dev/video0`.
+    Device(PathBuf),
+}
+
+/// `media.audio_source`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AudioSource {
+    /// The default ALSA capture device if there is a sound card, else a test tone.
+    #[default]
+    Auto,
+    /// A test tone.
+    Test,
+    /// An ALSA device name such as `hw:1,0` or `plughw:CARD=Speaker`.
+    Alsa(String),
+}
+
+/// `media.video_sink`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoSink {
+    /// KMS when a display is connected, else a window when a desktop runs, else none.
+    #[default]
+    Auto,
+    /// Full screen on the display through KMS (no desktop).
+    Kms,
+    /// A window on the desktop.
+    Window,
+    /// Decode but show nothing (measurements, headless rooms).
+    None,
+}
+
+/// `media.audio_sink`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AudioSink {
+    /// The default ALSA playback device if there is a sound card, else none.
+    #[default]
+    Auto,
+    /// Decode but play nothing.
+    None,
+    /// An ALSA device name.
+    Alsa(String),
+}
+
+/// `media.resolution`: `WIDTHxHEIGHT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolution {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl Default for Resolution {
+    fn default() -> Self {
+        Resolution {
+            width: 1280,
+            height: 720,
+        }
+    }
+}
+
+impl fmt::Display for VideoSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VideoSource::Auto => f.write_str("auto"),
+            VideoSource::Test => f.write_str("test"),
+            VideoSource::Device(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl fmt::Display for AudioSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AudioSource::Auto => f.write_str("auto"),
+            AudioSource::Test => f.write_str("test"),
+            AudioSource::Alsa(d) => f.write_str(d),
+        }
+    }
+}
+
+impl fmt::Display for VideoSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VideoSink::Auto => "auto",
+            VideoSink::Kms => "kms",
+            VideoSink::Window => "window",
+            VideoSink::None => "none",
+        })
+    }
+}
+
+impl fmt::Display for AudioSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AudioSink::Auto => f.write_str("auto"),
+            AudioSink::None => f.write_str("none"),
+            AudioSink::Alsa(d) => f.write_str(d),
+        }
+    }
+}
+
+impl fmt::Display for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+impl std::str::FromStr for Resolution {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let expected = || format!("expected \"WIDTHxHEIGHT\" such as \"1280x720\", got {s:?}");
+        let (w, h) = s.split_once('x').ok_or_else(expected)?;
+        let width: u32 = w.parse().map_err(|_| expected())?;
+        let height: u32 = h.parse().map_err(|_| expected())?;
+        if !(160..=3840).contains(&width) || !(120..=2160).contains(&height) {
+            return Err(format!(
+                "{s:?} is out of range: from 160x120 to 3840x2160, such as \"1280x720\""
+            ));
+        }
+        if width % 2 != 0 || height % 2 != 0 {
+            return Err(format!(
+                "{s:?}: width and height must be even (video encoders need it), such as \"1280x720\""
+            ));
+        }
+        Ok(Resolution { width, height })
+    }
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// This file.
+    File(PathBuf),
+    /// No file: built-in defaults.
+    Defaults,
+}
+
+/// A configuration error: file, position, key and what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// Line and column (1-based), when the error has a position.
+    pub position: Option<(usize, usize)>,
+    /// The dotted key (`media.framerate`), when the error is about one.
+    pub key: Option<String>,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl Config {
+    /// Loads `path`. Errors name the file, and for content errors the line, column and key.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            position: None,
+            key: None,
+            message: format!("cannot read the configuration file: {e}"),
+        })?;
+        Config::from_toml_str(&text, path)
+    }
+
+    /// Parses configuration text; `origin` is the file named in errors.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let reader = Reader { text, origin };
+        let doc = DeTable::parse(text).map_err(|e| reader.error(e.span(), None, e.message()))?;
+        reader.config(doc.get_ref())
+    }
+
+    /// `explicit` (from `--config`) must exist; without it, [`DEFAULT_CONFIG_PATH`] is read if
+    /// it exists, else the built-in defaults are used.
+    pub fn load_or_default(explicit: Option<&Path>) -> Result<(Config, ConfigSource), ConfigError> {
+        let path = match explicit {
+            Some(p) => p.to_owned(),
+            None => {
+                let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+                if !default.exists() {
+                    return Ok((Config::default(), ConfigSource::Defaults));
+                }
+                default
+            }
+        };
+        let config = Config::load(&path)?;
+        Ok((config, ConfigSource::File(path)))
+    }
+}
+
+/// Walks the spanned document, checking each section against what it may contain.
+struct Reader<'a> {
+    text: &'a str,
+    origin: &'a Path,
+}
+
+type Item<'i> = Spanned<DeValue<'i>>;
+
+/// A value read from the file, with where it was.
+type Located<T> = Option<(T, Range<usize>)>;
+
+impl Reader<'_> {
+    fn error(&self, span: Option<Range<usize>>, key: Option<&str>, message: &str) -> ConfigError {
+        ConfigError {
+            file: self.origin.to_owned(),
+            position: span.map(|s| line_column(self.text, s.start)),
+            key: key.map(str::to_owned),
+            message: message.to_owned(),
+        }
+    }
+
+    fn config(&self, doc: &DeTable<'_>) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        self.check_keys(doc, None, &["room", "visio", "media", "join"])?;
+        if let Some(t) = self.section(doc, "room")? {
+            self.check_keys(t, Some("room"), &["name", "join_muted"])?;
+            if let Some((name, span)) = self.string(t, "room", "name")? {
+                let name = name.trim().to_owned();
+                if name.is_empty()
+                    || name.chars().count() > 64
+                    || name.chars().any(char::is_control)
+                {
+                    return Err(self.error(
+                        Some(span),
+                        Some("room.name"),
+                        "expected the room's name, 1 to 64 printable characters",
+                    ));
+                }
+                config.room.name = name;
+            }
+            if let Some(v) = self.boolean(t, "room", "join_muted")? {
+                config.room.join_muted = v;
+            }
+        }
+        if let Some(t) = self.section(doc, "visio")? {
+            self.check_keys(t, Some("visio"), &["allowed_hosts", "default_meeting"])?;
+            if let Some((hosts, span)) = self.strings(t, "visio", "allowed_hosts")? {
+                if hosts.is_empty() {
+                    return Err(self.error(
+                        Some(span),
+                        Some("visio.allowed_hosts"),
+                        "the list is empty, so no meeting could be joined; expected hosts such as [\"visio.numerique.gouv.fr\"]",
+                    ));
+                }
+                AllowedHosts::parse(&hosts).map_err(|e| {
+                    self.error(Some(span), Some("visio.allowed_hosts"), &e.to_string())
+                })?;
+                config.visio.allowed_hosts = hosts;
+            }
+            if let Some((url, span)) = self.string(t, "visio", "default_meeting")? {
+                let allowed = AllowedHosts::parse(&config.visio.allowed_hosts)
+                    .expect("allowed_hosts validated above or default");
+                let url = MeetingUrl::parse(&url, &allowed).map_err(|e| {
+                    self.error(Some(span), Some("visio.default_meeting"), &e.to_string())
+                })?;
+                config.visio.default_meeting = Some(url.as_str().to_owned());
+            }
+        }
+        if let Some(t) = self.section(doc, "media")? {
+            self.media(t, &mut config.media)?;
+        }
+        if let Some(t) = self.section(doc, "join")? {
+            self.join(t, &mut config.join)?;
+        }
+        Ok(config)
+    }
+
+    fn media(&self, t: &DeTable<'_>, m: &mut MediaConfig) -> Result<(), ConfigError> {
+        let keys = [
+            "video_source",
+            "audio_source",
+            "video_sink",
+            "audio_sink",
+            "resolution",
+            "framerate",
+        ];
+        self.check_keys(t, Some("media"), &keys)?;
+        if let Some((v, span)) = self.string(t, "media", "video_source")? {
+            m.video_source = match v.as_str() {
+                "auto" => VideoSource::Auto,
+                "test" => VideoSource::Test,
+                p if p.starts_with("/dev/") => VideoSource::Device(p.into()),
+                _ => {
+                    return Err(self.error(
+                        Some(span),
+                        Some("media.video_source"),
+                        &format!("expected \"auto\", \"test\" or a V4L2 device path such as \"/dev/video0\", got {v:?}"),
+                    ))
+                }
+            };
+        }
+        if let Some((v, span)) = self.string(t, "media", "audio_source")? {
+            m.audio_source = match v.as_str() {
+                "auto" => AudioSource::Auto,
+                "test" => AudioSource::Test,
+                d => AudioSource::Alsa(self.alsa_name(d, span, "media.audio_source")?),
+            };
+        }
+        if let Some((v, span)) = self.string(t, "media", "video_sink")? {
+            m.video_sink = match v.as_str() {
+                "auto" => VideoSink::Auto,
+                "kms" => VideoSink::Kms,
+                "window" => VideoSink::Window,
+                "none" => VideoSink::None,
+                _ => {
+                    return Err(self.error(
+                        Some(span),
+                        Some("media.video_sink"),
+                        &format!("expected \"auto\", \"kms\", \"window\" or \"none\", got {v:?}"),
+                    ))
+                }
+            };
+        }
+        if let Some((v, span)) = self.string(t, "media", "audio_sink")? {
+            m.audio_sink = match v.as_str() {
+                "auto" => AudioSink::Auto,
+                "none" => AudioSink::None,
+                d => AudioSink::Alsa(self.alsa_name(d, span, "media.audio_sink")?),
+            };
+        }
+        if let Some((v, span)) = self.string(t, "media", "resolution")? {
+            m.resolution = v
+                .parse()
+                .map_err(|e: String| self.error(Some(span), Some("media.resolution"), &e))?;
+        }
+        if let Some(v) = self.integer(t, "media", "framerate", 1, 60)? {
+            m.framerate = v as u32;
+        }
+        Ok(())
+    }
+
+    fn alsa_name(&self, d: &str, span: Range<usize>, key: &str) -> Result<String, ConfigError> {
+        let valid = !d.is_empty()
+            && d.len() <= 128
+            && d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ",:=_-.".contains(c));
+        if valid {
+            Ok(d.to_owned())
+        } else {
+            Err(self.error(
+                Some(span),
+                Some(key),
+                &format!(
+                    "expected \"auto\", \"test\" or \"none\" as documented, or an ALSA device name such as \"hw:1,0\" or \"plughw:CARD=Speaker\", got {d:?}"
+                ),
+            ))
+        }
+    }
+
+    fn join(&self, t: &DeTable<'_>, j: &mut JoinConfig) -> Result<(), ConfigError> {
+        self.check_keys(
+            t,
+            Some("join"),
+            &[
+                "max_attempts",
+                "initial_backoff_ms",
+                "max_backoff_ms",
+                "lobby_timeout_s",
+                "leave_timeout_ms",
+            ],
+        )?;
+        if let Some(v) = self.integer(t, "join", "max_attempts", 1, 100)? {
+            j.max_attempts = v as u32;
+        }
+        if let Some(v) = self.integer(t, "join", "initial_backoff_ms", 10, 600_000)? {
+            j.initial_backoff_ms = v as u64;
+        }
+        if let Some(v) = self.integer(t, "join", "max_backoff_ms", 10, 3_600_000)? {
+            j.max_backoff_ms = v as u64;
+        }
+        if let Some(v) = self.integer(t, "join", "lobby_timeout_s", 10, 86_400)? {
+            j.lobby_timeout_s = v as u64;
+        }
+        if let Some(v) = self.integer(t, "join", "leave_timeout_ms", 100, 60_000)? {
+            j.leave_timeout_ms = v as u64;
+        }
+        if j.max_backoff_ms < j.initial_backoff_ms {
+            let span = t.get("max_backoff_ms").map(|v| v.span());
+            return Err(self.error(
+                span,
+                Some("join.max_backoff_ms"),
+                "must be at least join.initial_backoff_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses keys of `t` not in `known`, naming the unknown one and the valid ones.
+    fn check_keys(
+        &self,
+        t: &DeTable<'_>,
+        section: Option<&str>,
+        known: &[&str],
+    ) -> Result<(), ConfigError> {
+        for key in t.keys() {
+            if !known.contains(&key.get_ref().as_ref()) {
+                let dotted = dotted(section, key.get_ref());
+                let what = if section.is_some() { "key" } else { "section" };
+                return Err(self.error(
+                    Some(key.span()),
+                    Some(&dotted),
+                    &format!("unknown {what}; expected one of {}", known.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn section<'t, 'i>(
+        &self,
+        doc: &'t DeTable<'i>,
+        name: &str,
+    ) -> Result<Option<&'t DeTable<'i>>, ConfigError> {
+        match doc.get(name) {
+            None => Ok(None),
+            Some(item) => item.get_ref().as_table().map(Some).ok_or_else(|| {
+                self.error(
+                    Some(item.span()),
+                    Some(name),
+                    &format!(
+                        "expected a section [{name}], got a {}",
+                        item.get_ref().type_str()
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn item<'t, 'i>(&self, t: &'t DeTable<'i>, key: &str) -> Option<&'t Item<'i>> {
+        t.get(key)
+    }
+
+    fn type_error(&self, item: &Item<'_>, section: &str, key: &str, expected: &str) -> ConfigError {
+        self.error(
+            Some(item.span()),
+            Some(&format!("{section}.{key}")),
+            &format!("expected {expected}, got a {}", item.get_ref().type_str()),
+        )
+    }
+
+    fn string(
+        &self,
+        t: &DeTable<'_>,
+        section: &str,
+        key: &str,
+    ) -> Result<Located<String>, ConfigError> {
+        let Some(item) = self.item(t, key) else {
+            return Ok(None);
+        };
+        match item.get_ref().as_str() {
+            Some(s) => Ok(Some((s.to_owned(), item.span()))),
+            None => Err(self.type_error(item, section, key, "a string")),
+        }
+    }
+
+    fn strings(
+        &self,
+        t: &DeTable<'_>,
+        section: &str,
+        key: &str,
+    ) -> Result<Located<Vec<String>>, ConfigError> {
+        let Some(item) = self.item(t, key) else {
+            return Ok(None);
+        };
+        let array = item
+            .get_ref()
+            .as_array()
+            .ok_or_else(|| self.type_error(item, section, key, "a list of strings"))?;
+        let mut out = Vec::new();
+        for element in array.iter() {
+            match element.get_ref().as_str() {
+                Some(s) => out.push(s.to_owned()),
+                None => {
+                    return Err(self.type_error(element, section, key, "a list of strings"));
+                }
+            }
+        }
+        Ok(Some((out, item.span())))
+    }
+
+    fn boolean(
+        &self,
+        t: &DeTable<'_>,
+        section: &str,
+        key: &str,
+    ) -> Result<Option<bool>, ConfigError> {
+        let Some(item) = self.item(t, key) else {
+            return Ok(None);
+        };
+        item.get_ref()
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| self.type_error(item, section, key, "true or false"))
+    }
+
+    fn integer(
+        &self,
+        t: &DeTable<'_>,
+        section: &str,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, ConfigError> {
+        let Some(item) = self.item(t, key) else {
+            return Ok(None);
+        };
+        let expected = format!("a whole number from {min} to {max}");
+        let value = item
+            .get_ref()
+            .as_integer()
+            .and_then(|i| i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok())
+            .ok_or_else(|| self.type_error(item, section, key, &expected))?;
+        if !(min..=max).contains(&value) {
+            return Err(self.error(
+                Some(item.span()),
+                Some(&format!("{section}.{key}")),
+                &format!("expected {expected}, got {value}"),
+            ));
+        }
+        Ok(Some(value))
+    }
+}
+
+fn dotted(section: Option<&str>, key: &str) -> String {
+    match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_owned(),
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, text[line_start..offset].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str(text, Path::new("/etc/visio-room/config.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.media.resolution.to_string(), "1280x720");
+        assert_eq!(c.media.framerate, 30);
+        assert_eq!(c.visio.allowed_hosts, vec!["visio.numerique.gouv.fr"]);
+    }
+
+    #[test]
+    fn the_documented_core_keys_are_read() {
+        let c = parse(
+            r#"
+[room]
+name = "Salle Jean Moulin"
+join_muted = true
+[visio]
+allowed_hosts = ["visio.numerique.gouv.fr", "127.0.0.1:7880"]
+default_meeting = "https://visio.numerique.gouv.fr/ABCDEFGHIJ"
+[media]
+video_source = "/dev/video2"
+audio_source = "plughw:CARD=Speaker"
+video_sink = "kms"
+audio_sink = "none"
+resolution = "1920x1080"
+framerate = 25
+[join]
+max_attempts = 3
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.room.name, "Salle Jean Moulin");
+        assert!(c.room.join_muted);
+        assert_eq!(
+            c.visio.default_meeting.as_deref(),
+            Some("https://visio.numerique.gouv.fr/abc-defg-hij")
+        );
+        assert_eq!(
+            c.media.video_source,
+            VideoSource::Device("/dev/video2".into())
+        );
+        assert_eq!(
+            c.media.audio_source,
+            AudioSource::Alsa("plughw:CARD=Speaker".into())
+        );
+        assert_eq!(c.media.video_sink, VideoSink::Kms);
+        assert_eq!(c.media.audio_sink, AudioSink::None);
+        assert_eq!(
+            c.media.resolution,
+            Resolution {
+                width: 1920,
+                height: 1080
+            }
+        );
+        assert_eq!(c.media.framerate, 25);
+        assert_eq!(c.join.max_attempts, 3);
+        assert_eq!(c.join.lobby_timeout_s, 600);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_file_line_and_key() {
+        let e = err("[room]\nname = \"A\"\n\n[media]\ncolour = \"blue\"\n");
+        assert!(
+            e.starts_with("/etc/visio-room/config.toml:5:1: media.colour: unknown key; expected one of video_source"),
+            "{e}"
+        );
+        let e = err("[roomz]\n");
+        assert!(
+            e.contains(":1:2: roomz: unknown section; expected one of room, visio, media, join"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_values_name_the_key_and_what_is_expected() {
+        let e = err("[media]\nresolution = \"720p\"\n");
+        assert!(e.contains(":2:14: media.resolution: expected \"WIDTHxHEIGHT\" such as \"1280x720\", got \"720p\""), "{e}");
+        let e = err("[media]\nframerate = \"30\"\n");
+        assert!(
+            e.contains("media.framerate: expected a whole number from 1 to 60, got a string"),
+            "{e}"
+        );
+        let e = err("[media]\nframerate = 120\n");
+        assert!(
+            e.contains("media.framerate: expected a whole number from 1 to 60, got 120"),
+            "{e}"
+        );
+        let e = err("[media]\nresolution = \"1281x720\"\n");
+        assert!(e.contains("even"), "{e}");
+        let e = err("[media]\nvideo_sink = \"hdmi\"\n");
+        assert!(
+            e.contains("media.video_sink: expected \"auto\", \"kms\", \"window\" or \"none\""),
+            "{e}"
+        );
+        let e = err("[media]\nvideo_source = \"webcam\"\n");
+        assert!(e.contains("/dev/video0"), "{e}");
+        let e = err("[room]\njoin_muted = \"yes\"\n");
+        assert!(
+            e.contains("room.join_muted: expected true or false, got a string"),
+            "{e}"
+        );
+        let e = err("media = 3\n");
+        assert!(
+            e.contains("media: expected a section [media], got a integer")
+                || e.contains("media: expected a section [media]"),
+            "{e}"
+        );
+        let e = err("[room]\nname = \"\"\n");
+        assert!(e.contains("room.name"), "{e}");
+        let e = err("[join]\ninitial_backoff_ms = 5000\nmax_backoff_ms = 1000\n");
+        assert!(
+            e.contains("join.max_backoff_ms: must be at least join.initial_backoff_ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn allowed_hosts_and_default_meeting_are_checked() {
+        let e = err("[visio]\nallowed_hosts = []\n");
+        assert!(e.contains("visio.allowed_hosts: the list is empty"), "{e}");
+        let e = err("[visio]\nallowed_hosts = [\"https://visio.numerique.gouv.fr\"]\n");
+        assert!(
+            e.contains(":2:17: visio.allowed_hosts:") && e.contains("without scheme"),
+            "{e}"
+        );
+        let e = err("[visio]\nallowed_hosts = [3]\n");
+        assert!(
+            e.contains("visio.allowed_hosts: expected a list of strings"),
+            "{e}"
+        );
+        let e = err("[visio]\ndefault_meeting = \"https://meet.example.com/abc-defg-hij\"\n");
+        assert!(
+            e.contains("visio.default_meeting: meetings on meet.example.com are not allowed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let e = parse("[room\nname = 1\n").unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(1), "{e}");
+        let e = parse("[room]\nname = \"unterminated\n").unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error_naming_it() {
+        let e = Config::load_or_default(Some(Path::new("/nonexistent/x.toml"))).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/x.toml: cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_example_is_accepted_as_is() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/examples/config.toml"
+        ));
+        let c = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.room.name, "Salle Jean Moulin");
+    }
+
+    #[test]
+    fn line_and_column_count_characters() {
+        assert_eq!(line_column("a\nbé c", 6), (2, 4));
+        assert_eq!(line_column("abc", 0), (1, 1));
+    }
+}
