@@ -93,7 +93,13 @@ impl CameraSource {
                             .collect()
                     })
                     .unwrap_or_default();
-                devices.sort();
+                // /dev/video2 before /dev/video10.
+                devices.sort_by_key(|p| {
+                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    name.trim_start_matches("video")
+                        .parse::<u32>()
+                        .unwrap_or(u32::MAX)
+                });
                 for device in devices {
                     match query_v4l2_formats(&device) {
                         Ok(formats) if formats.h264 || formats.mjpeg || formats.raw => {
