@@ -39,7 +39,7 @@ enum Command {
     /// Mute, unmute or toggle the microphone.
     Mute {
         /// on = muted, off = unmuted.
-        action: Toggle,
+        action: MuteAction,
     },
     /// Turn the camera on or off.
     Camera {
@@ -60,7 +60,7 @@ enum Command {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Toggle {
+enum MuteAction {
     On,
     Off,
     Toggle,
@@ -143,9 +143,9 @@ async fn run(args: Args) -> Result<(), String> {
         Command::Leave => room.leave().await.map_err(describe)?,
         Command::Mute { action } => {
             let muted = match action {
-                Toggle::On => true,
-                Toggle::Off => false,
-                Toggle::Toggle => !room.mic_muted().await.map_err(describe)?,
+                MuteAction::On => true,
+                MuteAction::Off => false,
+                MuteAction::Toggle => !room.mic_muted().await.map_err(describe)?,
             };
             room.set_mic_muted(muted).await.map_err(describe)?;
         }

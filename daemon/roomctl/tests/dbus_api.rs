@@ -200,7 +200,7 @@ async fn introspected_members(bus: &Bus) -> BTreeSet<String> {
     let args = |args: &[zbus_xml::Arg]| {
         args.iter()
             .filter(|a| a.direction() != Some(zbus_xml::ArgDirection::Out))
-            .map(|a| format!("{} {}", a.ty(), a.name().unwrap_or("")))
+            .map(|a| format!("{} {}", a.ty().inner(), a.name().unwrap_or("")))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -217,7 +217,11 @@ async fn introspected_members(bus: &Bus) -> BTreeSet<String> {
             zbus_xml::PropertyAccess::Write => "write",
             zbus_xml::PropertyAccess::ReadWrite => "readwrite",
         };
-        members.insert(format!("property {}: {} ({access})", p.name(), p.ty()));
+        members.insert(format!(
+            "property {}: {} ({access})",
+            p.name(),
+            p.ty().inner()
+        ));
     }
     members
 }

@@ -1,1 +1,217 @@
-fn main() {}
+//! `visio-roomd`: the meeting-room appliance daemon.
+//!
+//! It wires the parts together and owns the I/O: configuration file, logging, the D-Bus service,
+//! systemd notification, and the room loop that drives the controller. Decisions live in
+//! `visio-room-core`; this binary only connects them to the world.
+
+mod dbus;
+mod meeting;
+mod room;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::sync::mpsc;
+use tracing::{error, info};
+use visio_room_core::config::{Config, ConfigSource};
+use visio_room_core::controller::Policy;
+use visio_room_core::meeting_url::AllowedHosts;
+
+use crate::dbus::{BusPublisher, RoomInterface};
+use crate::meeting::{MeetingBackend, Unavailable};
+use crate::room::{Facts, RoomLoop, Shared, Snapshot};
+
+/// The visio-room appliance daemon: joins Visio meetings from a meeting room.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file (default: /etc/visio-room/config.toml if it exists, else built-in
+    /// defaults).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit (status 0 when valid).
+    #[arg(long)]
+    check_config: bool,
+    /// Serve on the session bus instead of the system bus (development).
+    #[arg(long)]
+    session_bus: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    let (config, source) = match Config::load_or_default(args.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("visio-roomd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        match &source {
+            ConfigSource::File(path) => println!("{}: configuration is valid", path.display()),
+            ConfigSource::Defaults => {
+                println!("no configuration file; built-in defaults are valid")
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("visio-roomd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args, config, source)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("visio-roomd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to the journal when started by systemd with its stderr on the journal, else to stderr.
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            registry.with(journald).init();
+            return;
+        }
+    }
+    registry
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
+}
+
+async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result<()> {
+    let config_file = match &source {
+        ConfigSource::File(path) => Some(path.display().to_string()),
+        ConfigSource::Defaults => None,
+    };
+    info!(
+        config = config_file.as_deref().unwrap_or("built-in defaults"),
+        room = %config.room.name,
+        "starting visio-roomd {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let allowed_hosts = AllowedHosts::parse(&config.visio.allowed_hosts)
+        .context("visio.allowed_hosts is invalid")?;
+    let backend = Unavailable;
+    let facts = Facts {
+        config_file,
+        started_at: room::unix_ms(SystemTime::now()) / 1000,
+        meetings_unavailable: backend.unavailable_reason(),
+        media: media_facts(&config),
+        next_meetings: Vec::new(),
+    };
+    let policy = policy(&config);
+    let shared = Shared::new(Snapshot {
+        status: visio_room_core::controller::Controller::new(policy)
+            .status()
+            .clone(),
+        retry_at_unix_ms: None,
+        facts,
+    });
+    let room_loop = RoomLoop::new(policy, backend, config.room.name.clone(), shared.clone());
+
+    let (commands_tx, commands_rx) = mpsc::channel(32);
+    let iface = RoomInterface::new(commands_tx, shared, allowed_hosts);
+    let builder = if args.session_bus {
+        zbus::connection::Builder::session()?
+    } else {
+        zbus::connection::Builder::system()?
+    };
+    let bus = if args.session_bus {
+        "session"
+    } else {
+        "system"
+    };
+    let connection = builder
+        .serve_at(visio_room_bus::OBJECT_PATH, iface)?
+        .name(visio_room_bus::BUS_NAME)?
+        .build()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot own {} on the {bus} bus (is another visio-roomd running, and does the \
+                 D-Bus policy allow this user to own it?)",
+                visio_room_bus::BUS_NAME
+            )
+        })?;
+    let iface_ref = connection
+        .object_server()
+        .interface::<_, RoomInterface>(visio_room_bus::OBJECT_PATH)
+        .await?;
+    info!(
+        bus,
+        name = visio_room_bus::BUS_NAME,
+        "bus name owned; ready"
+    );
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
+
+    room_loop
+        .run(commands_rx, BusPublisher::new(iface_ref), shutdown_signal())
+        .await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    info!("stopped");
+    Ok(())
+}
+
+/// The controller's policy from the `[room]` and `[join]` sections.
+fn policy(config: &Config) -> Policy {
+    let join = &config.join;
+    Policy {
+        max_attempts: join.max_attempts,
+        initial_backoff: Duration::from_millis(join.initial_backoff_ms),
+        max_backoff: Duration::from_millis(join.max_backoff_ms),
+        lobby_timeout: Duration::from_secs(join.lobby_timeout_s),
+        leave_timeout: Duration::from_millis(join.leave_timeout_ms),
+        join_muted: config.room.join_muted,
+        ..Policy::default()
+    }
+}
+
+/// The configured media, as shown in the `Media` property.
+fn media_facts(config: &Config) -> Vec<(&'static str, String)> {
+    let m = &config.media;
+    vec![
+        ("video_source", m.video_source.to_string()),
+        ("audio_source", m.audio_source.to_string()),
+        ("video_sink", m.video_sink.to_string()),
+        ("audio_sink", m.audio_sink.to_string()),
+        ("resolution", m.resolution.to_string()),
+        ("framerate", m.framerate.to_string()),
+    ]
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot watch SIGTERM; only Ctrl-C will stop the daemon");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+    }
+}

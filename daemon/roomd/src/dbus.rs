@@ -1,0 +1,318 @@
+//! The `org.visioroom.Room1` service: D-Bus methods become controller inputs, the shared
+//! snapshot becomes properties, controller actions become `PropertiesChanged` and signals.
+//!
+//! Who may call what is decided by the D-Bus policy (`systemd/org.visioroom.Room1.conf`), not
+//! here: every caller that reaches a method is a local, authorised party (`Source::DBus`).
+
+use tokio::sync::{mpsc, oneshot};
+use visio_room_bus::{dict, Dict, NextMeeting, ParticipantInfo};
+use visio_room_core::controller::{Failure, Input, Refusal, Source, StatusField};
+use visio_room_core::meeting_url::{AllowedHosts, MeetingUrl, MeetingUrlError};
+use zbus::object_server::{InterfaceRef, SignalEmitter};
+use zbus::zvariant::Value;
+
+use crate::room::{Command, Publisher, Shared};
+
+/// Errors returned to D-Bus callers, named `org.visioroom.Error.<Variant>`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.visioroom.Error")]
+pub enum RoomError {
+    /// A transport error.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The meeting URL is not a meeting URL.
+    InvalidUrl(String),
+    /// The meeting URL's host is not in `visio.allowed_hosts`.
+    HostNotAllowed(String),
+    /// The room is in another meeting.
+    Busy(String),
+    /// The request is not allowed.
+    NotPermitted(String),
+    /// An argument is out of range.
+    InvalidArgument(String),
+    /// The feature is not available in this build or configuration.
+    NotAvailable(String),
+    /// The daemon is shutting down or failed internally.
+    Failed(String),
+}
+
+impl From<Refusal> for RoomError {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::Busy { .. } => RoomError::Busy(message),
+            Refusal::NotPermitted { .. } => RoomError::NotPermitted(message),
+            Refusal::InvalidArgument { .. } => RoomError::InvalidArgument(message),
+        }
+    }
+}
+
+impl From<MeetingUrlError> for RoomError {
+    fn from(e: MeetingUrlError) -> Self {
+        match e {
+            MeetingUrlError::HostNotAllowed { .. } => RoomError::HostNotAllowed(e.to_string()),
+            _ => RoomError::InvalidUrl(e.to_string()),
+        }
+    }
+}
+
+/// The object at `/org/visioroom/Room1`.
+pub struct RoomInterface {
+    commands: mpsc::Sender<Command>,
+    shared: Shared,
+    allowed_hosts: AllowedHosts,
+}
+
+impl RoomInterface {
+    /// An interface sending inputs to the room loop on `commands` and reading `shared`.
+    pub fn new(
+        commands: mpsc::Sender<Command>,
+        shared: Shared,
+        allowed_hosts: AllowedHosts,
+    ) -> Self {
+        RoomInterface {
+            commands,
+            shared,
+            allowed_hosts,
+        }
+    }
+
+    async fn send(&self, input: Input) -> Result<(), RoomError> {
+        let (reply, outcome) = oneshot::channel();
+        let gone = || RoomError::Failed("the room loop has stopped; the daemon is exiting".into());
+        self.commands
+            .send(Command { input, reply })
+            .await
+            .map_err(|_| gone())?;
+        outcome.await.map_err(|_| gone())?.map_err(RoomError::from)
+    }
+}
+
+#[zbus::interface(name = "org.visioroom.Room1")]
+impl RoomInterface {
+    /// Join the meeting at `url`. Returns once the join has started; follow `State`.
+    async fn join(&self, url: &str) -> Result<(), RoomError> {
+        let meeting = MeetingUrl::parse(url, &self.allowed_hosts)?;
+        let unavailable = self.shared.read().facts.meetings_unavailable.clone();
+        if let Some(reason) = unavailable {
+            return Err(RoomError::NotAvailable(reason));
+        }
+        self.send(Input::Join {
+            url: meeting.as_str().to_owned(),
+            source: Source::DBus,
+        })
+        .await
+    }
+
+    /// Leave the current meeting, or stop trying to join one.
+    async fn leave(&self) -> Result<(), RoomError> {
+        self.send(Input::Leave {
+            source: Source::DBus,
+        })
+        .await
+    }
+
+    /// Mute (`true`) or unmute the microphone.
+    async fn set_mic_muted(&self, muted: bool) -> Result<(), RoomError> {
+        self.send(Input::SetMicMuted {
+            muted,
+            source: Source::DBus,
+        })
+        .await
+    }
+
+    /// Turn the camera on (`true`) or off.
+    async fn set_camera_enabled(&self, enabled: bool) -> Result<(), RoomError> {
+        self.send(Input::SetCameraEnabled {
+            enabled,
+            source: Source::DBus,
+        })
+        .await
+    }
+
+    /// Set the speaker volume, 0 to 100 percent.
+    async fn set_volume(&self, percent: u32) -> Result<(), RoomError> {
+        let percent = u8::try_from(percent)
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| {
+                RoomError::InvalidArgument(format!(
+                    "volume {percent} is out of range; use 0 to 100"
+                ))
+            })?;
+        self.send(Input::SetVolume {
+            percent,
+            source: Source::DBus,
+        })
+        .await
+    }
+
+    /// `idle`, `joining`, `lobby`, `in-call`, `leaving` or `error`.
+    #[zbus(property)]
+    fn state(&self) -> String {
+        self.shared.read().status.state.as_str().to_owned()
+    }
+
+    /// `{url, source}` of the current meeting; empty when idle.
+    #[zbus(property)]
+    fn meeting(&self) -> Dict {
+        let snapshot = self.shared.read();
+        match &snapshot.status.meeting {
+            Some(m) => dict([
+                ("url", Value::from(m.url.as_str())),
+                ("source", Value::from(m.source.as_str())),
+            ]),
+            None => Dict::new(),
+        }
+    }
+
+    /// Whether the microphone is muted.
+    #[zbus(property)]
+    fn mic_muted(&self) -> bool {
+        self.shared.read().status.mic_muted
+    }
+
+    /// Whether the camera is on.
+    #[zbus(property)]
+    fn camera_enabled(&self) -> bool {
+        self.shared.read().status.camera_enabled
+    }
+
+    /// Speaker volume in percent.
+    #[zbus(property)]
+    fn volume(&self) -> u32 {
+        self.shared.read().status.volume.into()
+    }
+
+    /// Remote participants of the current meeting.
+    #[zbus(property)]
+    fn participants(&self) -> Vec<ParticipantInfo> {
+        self.shared
+            .read()
+            .status
+            .participants
+            .iter()
+            .map(|p| ParticipantInfo {
+                identity: p.identity.clone(),
+                name: p.name.clone(),
+                audio: p.audio,
+                video: p.video,
+            })
+            .collect()
+    }
+
+    /// Upcoming meetings from the room's calendar.
+    #[zbus(property)]
+    fn next_meetings(&self) -> Vec<NextMeeting> {
+        self.shared.read().facts.next_meetings.clone()
+    }
+
+    /// Health of the appliance; see docs/dbus-api.md for the keys.
+    #[zbus(property)]
+    fn health(&self) -> Dict {
+        let s = self.shared.read();
+        let status = &s.status;
+        let overall = if status.state.as_str() == "error" {
+            "error"
+        } else if status.last_error.is_some() || s.facts.meetings_unavailable.is_some() {
+            "degraded"
+        } else {
+            "ok"
+        };
+        let mut entries: Vec<(&str, Value)> = vec![
+            ("status", Value::from(overall)),
+            ("started_at", Value::from(s.facts.started_at)),
+            (
+                "config_file",
+                Value::from(s.facts.config_file.as_deref().unwrap_or("")),
+            ),
+            (
+                "meetings_available",
+                Value::from(s.facts.meetings_unavailable.is_none()),
+            ),
+        ];
+        if let Some(reason) = &s.facts.meetings_unavailable {
+            entries.push(("meetings_unavailable_reason", Value::from(reason.as_str())));
+        }
+        if let Some(e) = &status.last_error {
+            entries.push(("last_error_kind", Value::from(e.kind.as_str())));
+            entries.push(("last_error", Value::from(e.message.as_str())));
+        }
+        if let Some(end) = status.last_end {
+            entries.push(("last_end", Value::from(end.as_str())));
+        }
+        if let (Some(retry), Some(at)) = (status.retry, s.retry_at_unix_ms) {
+            entries.push(("retry_attempt", Value::from(retry.next_attempt)));
+            entries.push(("retry_max_attempts", Value::from(retry.max_attempts)));
+            entries.push(("retry_at_unix_ms", Value::from(at)));
+        }
+        dict(entries)
+    }
+
+    /// What media the room is configured to send and receive.
+    #[zbus(property)]
+    fn media(&self) -> Dict {
+        let s = self.shared.read();
+        dict(
+            s.facts
+                .media
+                .iter()
+                .map(|(k, v)| (*k, Value::from(v.as_str()))),
+        )
+    }
+
+    /// Version of `visio-roomd`.
+    #[zbus(property)]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+
+    /// A failure: `kind` (see Health `last_error_kind`) and a message for people.
+    #[zbus(signal)]
+    async fn error(emitter: &SignalEmitter<'_>, kind: &str, message: &str) -> zbus::Result<()>;
+
+    /// A physical button was pressed: `join`, `leave`, `mute`, `camera`, `volume-up`, ...
+    #[zbus(signal)]
+    async fn button_pressed(emitter: &SignalEmitter<'_>, button: &str) -> zbus::Result<()>;
+}
+
+/// Publishes controller changes as D-Bus `PropertiesChanged` and signals.
+pub struct BusPublisher {
+    iface: InterfaceRef<RoomInterface>,
+}
+
+impl BusPublisher {
+    /// A publisher for the registered interface.
+    pub fn new(iface: InterfaceRef<RoomInterface>) -> Self {
+        BusPublisher { iface }
+    }
+}
+
+impl Publisher for BusPublisher {
+    async fn changed(&self, fields: &[StatusField]) {
+        let iface = self.iface.get().await;
+        let emitter = self.iface.signal_emitter();
+        for field in fields {
+            let sent = match field {
+                StatusField::State => iface.state_changed(emitter).await,
+                StatusField::Meeting => iface.meeting_changed(emitter).await,
+                StatusField::MicMuted => iface.mic_muted_changed(emitter).await,
+                StatusField::CameraEnabled => iface.camera_enabled_changed(emitter).await,
+                StatusField::Volume => iface.volume_changed(emitter).await,
+                StatusField::Participants => iface.participants_changed(emitter).await,
+                StatusField::Health => iface.health_changed(emitter).await,
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, ?field, "could not emit PropertiesChanged");
+            }
+        }
+    }
+
+    async fn error(&self, failure: &Failure) {
+        let emitter = self.iface.signal_emitter();
+        if let Err(e) = RoomInterface::error(emitter, failure.kind.as_str(), &failure.message).await
+        {
+            tracing::warn!(error = %e, "could not emit the Error signal");
+        }
+    }
+}

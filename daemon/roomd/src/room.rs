@@ -1,0 +1,281 @@
+//! The room loop: owns the controller, feeds it inputs and carries out its actions.
+//!
+//! Everything that changes the room goes through one task, so the controller needs no locks and
+//! sees inputs in one order. D-Bus calls arrive as [`Command`]s with a reply channel; meeting
+//! sessions report on an unbounded channel (they must never block on us); the loop wakes for the
+//! controller's deadlines and pings the systemd watchdog, which therefore proves that this loop —
+//! not just the process — is alive.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+use visio_room_core::controller::{
+    Action, Controller, Failure, Input, Policy, Refusal, SessionEvent, SessionId, Source, Status,
+    StatusField,
+};
+
+use crate::meeting::{MeetingBackend, RunningSession, SessionRequest};
+
+/// A request to the room loop, answered on `reply`.
+pub struct Command {
+    /// The controller input.
+    pub input: Input,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<(), Refusal>>,
+}
+
+/// Facts about the daemon that are not the controller's, shown in `Health` and `Media`.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// The configuration file in use, or `None` for built-in defaults.
+    pub config_file: Option<String>,
+    /// When the daemon started, seconds since the epoch.
+    pub started_at: u64,
+    /// Why meetings cannot be joined, if they cannot.
+    pub meetings_unavailable: Option<String>,
+    /// The configured media, as `key → value` strings.
+    pub media: Vec<(&'static str, String)>,
+    /// Upcoming meetings (empty until a calendar source is configured).
+    pub next_meetings: Vec<visio_room_bus::NextMeeting>,
+}
+
+/// What the D-Bus side reads: the controller's status and the daemon's facts.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The controller's status.
+    pub status: Status,
+    /// When the pending retry will be made, seconds since the epoch.
+    pub retry_at_unix_ms: Option<u64>,
+    /// The daemon's facts.
+    pub facts: Facts,
+}
+
+/// The snapshot shared between the loop (writer) and the D-Bus interface (readers).
+#[derive(Debug, Clone)]
+pub struct Shared(Arc<Mutex<Snapshot>>);
+
+impl Shared {
+    /// Wraps a first snapshot.
+    pub fn new(snapshot: Snapshot) -> Self {
+        Shared(Arc::new(Mutex::new(snapshot)))
+    }
+
+    /// Reads the snapshot. The lock is never held across an await.
+    pub fn read(&self) -> MutexGuard<'_, Snapshot> {
+        // A poisoned lock only means a panic elsewhere; the data is still a valid snapshot.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Publishes status changes and events (the D-Bus interface implements this).
+#[allow(async_fn_in_trait)]
+pub trait Publisher {
+    /// These fields changed in the shared snapshot.
+    async fn changed(&self, fields: &[StatusField]);
+    /// A failure to report to listeners.
+    async fn error(&self, failure: &Failure);
+}
+
+/// The loop's state. Build with [`RoomLoop::new`], run with [`RoomLoop::run`].
+pub struct RoomLoop<B: MeetingBackend> {
+    controller: Controller,
+    backend: B,
+    display_name: String,
+    shared: Shared,
+    sessions: HashMap<SessionId, Box<dyn RunningSession>>,
+    events_tx: crate::meeting::SessionEvents,
+    events_rx: mpsc::UnboundedReceiver<(SessionId, SessionEvent)>,
+    leave_timeout: Duration,
+}
+
+impl<B: MeetingBackend> RoomLoop<B> {
+    /// A loop for a room called `display_name`, publishing into `shared`.
+    pub fn new(policy: Policy, backend: B, display_name: String, shared: Shared) -> Self {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let controller = Controller::new(policy);
+        shared.read().status = controller.status().clone();
+        RoomLoop {
+            controller,
+            backend,
+            display_name,
+            shared,
+            sessions: HashMap::new(),
+            events_tx,
+            events_rx,
+            leave_timeout: policy.leave_timeout,
+        }
+    }
+
+    /// Runs until `shutdown` resolves, then leaves any meeting (bounded by the leave timeout).
+    pub async fn run<P: Publisher>(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        publisher: P,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let watchdog = sd_notify::watchdog_enabled();
+        let mut ping =
+            tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |period| period / 2));
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = self.controller.poll_timeout().map(to_tokio);
+            tokio::select! {
+                command = commands.recv() => {
+                    let Some(Command { input, reply }) = command else { break };
+                    let outcome = self.feed(input, &publisher).await;
+                    let _ = reply.send(outcome); // The caller may have gone away.
+                }
+                Some((id, event)) = self.events_rx.recv() => {
+                    let _ = self.feed(Input::Session { id, event }, &publisher).await;
+                }
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    let _ = self.feed(Input::Tick, &publisher).await;
+                }
+                _ = ping.tick(), if watchdog.is_some() => {
+                    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]) {
+                        warn!(error = %e, "could not ping the systemd watchdog");
+                    }
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        self.leave_before_exit(&publisher).await;
+    }
+
+    async fn leave_before_exit<P: Publisher>(&mut self, publisher: &P) {
+        if self.controller.session().is_none() {
+            return;
+        }
+        info!("leaving the meeting before exiting");
+        let _ = self
+            .feed(
+                Input::Leave {
+                    source: Source::DBus,
+                },
+                publisher,
+            )
+            .await;
+        let give_up = Instant::now() + self.leave_timeout;
+        while self.controller.session().is_some() {
+            tokio::select! {
+                Some((id, event)) = self.events_rx.recv() => {
+                    let _ = self.feed(Input::Session { id, event }, publisher).await;
+                }
+                _ = tokio::time::sleep_until(give_up) => break,
+            }
+        }
+    }
+
+    /// Feeds one input and carries out the resulting actions.
+    pub async fn feed<P: Publisher>(&mut self, input: Input, publisher: &P) -> Result<(), Refusal> {
+        let actions = self.controller.handle(now(), input)?;
+        for action in actions {
+            self.carry_out(action, publisher).await;
+        }
+        Ok(())
+    }
+
+    async fn carry_out<P: Publisher>(&mut self, action: Action, publisher: &P) {
+        match action {
+            Action::StartSession {
+                id,
+                url,
+                attempt,
+                mic_muted,
+                camera_enabled,
+            } => {
+                info!(session = id.0, %url, attempt, "starting the meeting session");
+                let request = SessionRequest {
+                    id,
+                    url,
+                    display_name: self.display_name.clone(),
+                    mic_muted,
+                    camera_enabled,
+                };
+                let session = self.backend.start(request, self.events_tx.clone());
+                // Sessions the controller no longer tracks are dropped (which stops them).
+                let live = self.controller.session();
+                self.sessions.retain(|k, _| Some(*k) == live);
+                self.sessions.insert(id, session);
+            }
+            Action::StopSession { id } => {
+                info!(session = id.0, "stopping the meeting session");
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.stop();
+                }
+            }
+            Action::ApplyMicMuted(muted) => {
+                info!(muted, "microphone");
+                self.live_session(|s| s.set_mic_muted(muted));
+            }
+            Action::ApplyCameraEnabled(enabled) => {
+                info!(enabled, "camera");
+                self.live_session(|s| s.set_camera_enabled(enabled));
+            }
+            Action::ApplyVolume(percent) => {
+                // The ALSA mixer comes with the audio device support; the value is kept and
+                // published meanwhile.
+                info!(percent, "speaker volume");
+            }
+            Action::SetIndicators(indicators) => {
+                tracing::debug!(?indicators, "indicators");
+            }
+            Action::PublishStatus(fields) => {
+                self.publish_snapshot();
+                publisher.changed(&fields).await;
+            }
+            Action::ReportError(failure) => {
+                error!(kind = failure.kind.as_str(), message = %failure.message, "meeting failure");
+                publisher.error(&failure).await;
+            }
+        }
+        let live = self.controller.session();
+        self.sessions.retain(|k, _| Some(*k) == live);
+    }
+
+    fn live_session(&mut self, f: impl FnOnce(&mut Box<dyn RunningSession>)) {
+        if let Some(session) = self
+            .controller
+            .session()
+            .and_then(|id| self.sessions.get_mut(&id))
+        {
+            f(session);
+        }
+    }
+
+    fn publish_snapshot(&self) {
+        let status = self.controller.status().clone();
+        let retry_at_unix_ms = status.retry.map(|r| {
+            let wait = r.at.saturating_duration_since(std::time::Instant::now());
+            unix_ms(SystemTime::now() + wait)
+        });
+        let mut snapshot = self.shared.read();
+        snapshot.status = status;
+        snapshot.retry_at_unix_ms = retry_at_unix_ms;
+    }
+}
+
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn to_tokio(at: std::time::Instant) -> Instant {
+    Instant::from_std(at)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
