@@ -1,6 +1,7 @@
 //! CPU time and memory of the room's video sender (test pattern → x264enc → RTP) at 720p30
 //! and 1080p30, side by side with the same GStreamer pipeline run by `gst-launch-1.0` in the
-//! same run, as the baseline. Prints a Markdown table.
+//! same run, as the baseline; then the engine's own capture-to-decode latency (sender →
+//! receiver in one process, no network), read from the picture clock. Prints Markdown tables.
 //!
 //! `cargo bench -p visio-room-media --bench sender_cpu` (seconds per run:
 //! `VISIO_BENCH_SECONDS`, default 10). Runs one after the other, never concurrently.
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use visio_room_media::probe::probe_h264_encoder;
 use visio_room_media::{
-    CameraSource, EncoderCandidate, EncoderSettings, VideoSender, VideoSenderConfig,
+    AudioSinkSetting, CameraSource, EncoderCandidate, EncoderSettings, Receiver, ReceiverConfig,
+    RemoteCodec, RemoteTrack, VideoSender, VideoSenderConfig, VideoSinkSetting,
 };
 
 /// Linux's USER_HZ: /proc times are in 1/100 s on every architecture the appliance runs on.
@@ -139,6 +141,65 @@ fn run_gst_launch(width: u32, height: u32, bitrate: u32, seconds: u64) -> Row {
     }
 }
 
+/// Sender → receiver in one process; samples the picture-clock latency of decoded pictures.
+fn run_latency(width: u32, height: u32, jitter_latency_ms: u32, seconds: u64) -> (u32, u32, usize) {
+    let x264 = EncoderCandidate::default_order()
+        .into_iter()
+        .find(|c| c.factory == "x264enc")
+        .unwrap();
+    let choice = probe_h264_encoder(&[x264], &CameraSource::Test).expect("x264enc");
+    let (receiver, _events) = Receiver::start(ReceiverConfig {
+        video_sink: VideoSinkSetting::None,
+        audio_sink: AudioSinkSetting::None,
+        jitter_latency_ms,
+        ..ReceiverConfig::default()
+    })
+    .expect("receiver starts");
+    let receiver = Arc::new(receiver);
+    receiver
+        .add_track(RemoteTrack {
+            id: "TR_room".into(),
+            codec: RemoteCodec::H264,
+            payload_type: 102,
+            screen_share: false,
+        })
+        .unwrap();
+    let (sender, mut rx) = VideoSender::start(
+        VideoSenderConfig {
+            width,
+            height,
+            ..VideoSenderConfig::default()
+        },
+        &choice,
+    )
+    .expect("sender starts");
+    let forward = receiver.clone();
+    let pump = std::thread::spawn(move || {
+        while let Some(packet) = rx.blocking_recv() {
+            let _ = forward.push_rtp("TR_room", packet);
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let mut samples = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if let Some(ms) = receiver.stats().tracks[0].picture_latency_ms {
+            samples.push(ms);
+        }
+        std::thread::sleep(Duration::from_millis(33));
+    }
+    drop(sender);
+    pump.join().unwrap();
+    samples.sort_unstable();
+    let pick = |q: f64| {
+        samples
+            .get(((samples.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    (pick(0.5), pick(0.95), samples.len())
+}
+
 fn main() {
     let seconds: u64 = std::env::var("VISIO_BENCH_SECONDS")
         .ok()
@@ -168,6 +229,13 @@ fn main() {
                 row.what, row.cpu_percent, row.rss_mib, fps
             );
         }
+    }
+    println!();
+    println!("| capture → encode → RTP → jitter buffer → decode, one process | p50 (ms) | p95 (ms) | samples |");
+    println!("|---|---|---|---|");
+    for jitter in [150, 50] {
+        let (p50, p95, n) = run_latency(1280, 720, jitter, seconds);
+        println!("| 1280x720@30, x264enc, jitter buffer {jitter} ms | {p50} | {p95} | {n} |");
     }
     let peak = usage("self").peak_rss_kib;
     println!();

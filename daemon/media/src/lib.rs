@@ -39,6 +39,7 @@ mod audio_send;
 mod elements;
 mod error;
 pub mod layout;
+pub mod picture_clock;
 pub mod probe;
 mod receive;
 pub mod rtp;

@@ -18,7 +18,7 @@
 //! A track's branch lives in its own bin: an error inside it removes that bin only and is
 //! reported as [`ReceiverEvent::TrackFailed`]; the rest keeps playing.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -27,10 +27,12 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::elements::{self, BusWatch};
 use crate::layout::{self, TileRole};
+use crate::picture_clock;
 use crate::source::{AudioSinkSetting, VideoSinkSetting};
 use crate::MediaError;
 
@@ -167,6 +169,9 @@ pub struct TrackStats {
     /// Audio level (RMS, dBFS, loudest channel) over the last 100 ms; `None` before any
     /// audio or for video.
     pub audio_level_dbfs: Option<f64>,
+    /// Capture-to-decode latency of the last picture that carried a
+    /// [`crate::picture_clock`] (the test pattern does), in ms; `None` otherwise.
+    pub picture_latency_ms: Option<u32>,
 }
 
 /// Counters of the receiver.
@@ -197,6 +202,8 @@ struct TrackCounters {
     /// f64 bits of the last RMS level; u64::MAX = none yet.
     level_bits: AtomicU64,
     last_keyframe_request_ms: AtomicU64,
+    /// Latency read from the last picture clock; u32::MAX = none.
+    picture_latency_ms: AtomicU32,
 }
 
 struct Track {
@@ -378,6 +385,7 @@ impl Receiver {
         state.next_bin += 1;
         let counters = Arc::new(TrackCounters {
             level_bits: AtomicU64::new(u64::MAX),
+            picture_latency_ms: AtomicU32::new(u32::MAX),
             ..TrackCounters::default()
         });
         let (bin, appsrc) = build_track_bin(
@@ -547,6 +555,10 @@ fn track_stats(t: &Track) -> TrackStats {
         decoded_frames: c.frames.load(Ordering::Relaxed),
         frame_size: (w > 0 && h > 0).then_some((w as u32, h as u32)),
         audio_level_dbfs: (level != u64::MAX).then(|| f64::from_bits(level)),
+        picture_latency_ms: match c.picture_latency_ms.load(Ordering::Relaxed) {
+            u32::MAX => None,
+            ms => Some(ms),
+        },
     }
 }
 
@@ -810,17 +822,27 @@ fn build_track_bin(
             .ok_or_else(|| MediaError::build(PIPELINE, "decoder has no src pad"))?;
         let counters = counters.clone();
         let shared_for_caps = shared.clone();
+        // Only this streaming thread touches it: the lock is never contended.
+        let video_info: Mutex<Option<gst_video::VideoInfo>> = Mutex::new(None);
         decoded.add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
             move |_, info| {
-                if let Some(gst::PadProbeData::Buffer(_)) = &info.data {
+                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
                     counters.frames.fetch_add(1, Ordering::Relaxed);
                     total_frames.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(Some(vi)) = video_info.lock().as_deref() {
+                        if let Some(ms) = read_picture_clock(buffer, vi) {
+                            counters.picture_latency_ms.store(ms, Ordering::Relaxed);
+                        }
+                    }
                 } else if let Some(gst::PadProbeData::Event(event)) = &info.data {
                     if let gst::EventView::Caps(c) = event.view() {
                         if let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps()) {
                             counters.width.store(vi.width() as i32, Ordering::Relaxed);
                             counters.height.store(vi.height() as i32, Ordering::Relaxed);
+                            if let Ok(mut slot) = video_info.lock() {
+                                *slot = Some(vi);
+                            }
                             if let Some(shared) = shared_for_caps.upgrade() {
                                 shared.layout_dirty.store(true, Ordering::Release);
                             }
@@ -847,6 +869,18 @@ fn build_track_bin(
         });
     }
     Ok((bin, appsrc))
+}
+
+/// The capture-to-now latency of a decoded picture carrying a picture clock.
+fn read_picture_clock(buffer: &gst::Buffer, info: &gst_video::VideoInfo) -> Option<u32> {
+    if !info.format_info().is_yuv() {
+        return None;
+    }
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info).ok()?;
+    let stride = frame.plane_stride()[0] as usize;
+    let luma = frame.plane_data(0).ok()?;
+    let stamped = picture_clock::read(luma, stride, info.width(), info.height())?;
+    picture_clock::latency_ms(stamped, picture_clock::now_ms())
 }
 
 fn video_sink(setting: &VideoSinkSetting) -> Result<(gst::Element, &'static str), MediaError> {

@@ -1,7 +1,8 @@
 //! The camera → H.264 → RTP sender.
 //!
 //! ```text
-//! test:   videotestsrc pattern=ball is-live=true ! video/x-raw,WxH@fps ! timeoverlay ─┐
+//! test:   videotestsrc pattern=ball is-live=true ! video/x-raw,I420,WxH@fps (picture clock
+//!         stamped here) ! timeoverlay ─────────────────────────────────────────────────┐
 //! V4L2:   v4l2src device=… ! image/jpeg ! jpegdec  (or video/x-raw)                   ├─▶
 //!         videoconvert ! videoscale ! videorate ! video/x-raw,WxH@fps ─────────────────┘
 //!   ▶ valve (camera off = drop) ! queue (leaky, 2 frames) ! <probed encoder>
@@ -17,9 +18,11 @@ use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::elements::{self, BusWatch};
+use crate::picture_clock;
 use crate::probe::{self, EncoderChoice, EncoderKind, EncoderSettings};
 use crate::send::{rtp_appsink, watch_sender, SendCounters};
 use crate::source::CameraSource;
@@ -158,7 +161,19 @@ impl VideoSender {
                     })?;
                 src.set_property_from_str("pattern", "ball");
                 chain.push(src);
-                chain.push(elements::capsfilter(&raw_caps)?);
+                let i420 = gst_video::VideoInfo::builder(
+                    gst_video::VideoFormat::I420,
+                    config.width,
+                    config.height,
+                )
+                .fps(gst::Fraction::new(config.fps as i32, 1))
+                .build()
+                .map_err(|e| MediaError::build(PIPELINE, e))?;
+                let filter = elements::capsfilter(
+                    &i420.to_caps().map_err(|e| MediaError::build(PIPELINE, e))?,
+                )?;
+                stamp_picture_clock(&filter, i420);
+                chain.push(filter);
                 let overlay = elements::make("timeoverlay")?;
                 overlay.set_property_from_str("halignment", "right");
                 overlay.set_property_from_str("valignment", "bottom");
@@ -329,6 +344,33 @@ impl Drop for VideoSender {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Draws the wall clock into every test picture as it leaves the source
+/// ([`crate::picture_clock`]), for glass-to-glass latency measurements.
+fn stamp_picture_clock(filter: &gst::Element, info: gst_video::VideoInfo) {
+    let Some(pad) = filter.static_pad("src") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = probe.data.as_mut() {
+            let buffer = buffer.make_mut();
+            if let Ok(mut frame) = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &info)
+            {
+                let stride = frame.plane_stride()[0] as usize;
+                if let Ok(luma) = frame.plane_data_mut(0) {
+                    picture_clock::stamp(
+                        luma,
+                        stride,
+                        info.width(),
+                        info.height(),
+                        picture_clock::now_ms(),
+                    );
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 fn v4l2src(device: &std::path::Path) -> Result<gst::Element, MediaError> {

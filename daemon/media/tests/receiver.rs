@@ -119,6 +119,10 @@ fn browser_vp8_vp9_and_h264_video_is_decoded_at_its_size() {
     );
     assert!(stats.received_video_frames > 0);
     assert_eq!(stats.video_sink, "fakesink");
+    assert!(
+        stats.tracks.iter().all(|t| t.picture_latency_ms.is_none()),
+        "plain test patterns carry no picture clock"
+    );
     // The shape `visio-roomctl status --json` shows under `media`.
     let json = serde_json::to_value(&stats).unwrap();
     assert_eq!(json["received_video_frames"], stats.received_video_frames);
@@ -391,10 +395,13 @@ fn the_rooms_own_h264_decodes_in_a_receiver() {
         track_stats(&receiver, "TR_room").decoded_frames >= 30
     });
     assert!(decoding, "{:#?}", receiver.stats());
-    assert_eq!(
-        track_stats(&receiver, "TR_room").frame_size,
-        Some((320, 180))
-    );
+    let room = track_stats(&receiver, "TR_room");
+    assert_eq!(room.frame_size, Some((320, 180)));
+    // The test pattern carries the picture clock: capture-to-decode latency is measured.
+    let latency = room
+        .picture_latency_ms
+        .expect("the picture clock is read back");
+    assert!(latency < 1000, "{latency} ms from capture to decode");
     receiver.remove_track("TR_room").unwrap();
     drop(_sender);
     pump.join().unwrap();
