@@ -26,7 +26,13 @@
 //! [`RemoteTrack`] (id, [`RemoteCodec`], payload type), [`Receiver::push_rtp`] for every packet
 //! (never blocks; drops when a track's queue is full), [`Receiver::remove_track`];
 //! [`Receiver::set_active_speaker`] and screen shares drive the layout; failures of one track
-//! arrive as [`ReceiverEvent`]s and never stop the others.
+//! arrive as [`ReceiverEvent`]s and never stop the others;
+//! [`ReceiverEvent::KeyframeNeeded`] asks the session for a PLI; [`Receiver::layout`] gives
+//! the size each remote video is drawn at (for LiveKit's `UpdateTrackSettings`).
+//!
+//! Counters ([`VideoSendStats`], [`AudioSendStats`], [`ReceiverStats`]) serialize with serde
+//! for `status --json`; [`EncoderChoice::report`] is the encoder line for `Health`. The test
+//! pattern carries a [`picture_clock`] for glass-to-glass latency measurements.
 //!
 //! Packets are whole RTP packets (header included) in [`bytes::Bytes`]; SSRC and sequence
 //! numbers are the engine's own and the session may rewrite them.
@@ -34,6 +40,8 @@
 //! Threads: the engine's callbacks run on GStreamer streaming threads and only touch atomics,
 //! short-held mutexes and non-blocking channel sends; bus messages are handled on one thread
 //! per pipeline. Every call of the interface above returns quickly except the probe.
+
+#![warn(missing_docs)]
 
 mod audio_send;
 mod elements;

@@ -57,7 +57,7 @@ fn test_camera_sends_h264_rtp_at_the_configured_size() {
     assert!(log.keyframe[0], "the stream starts with a keyframe");
     let marked = log.keyframe.len();
     // 30 fps for 2 s, minus start-up.
-    assert!((40..=62).contains(&marked), "{marked} frames in 2 s");
+    assert!((30..=62).contains(&marked), "{marked} frames in 2 s");
 
     // One marker per picture: a browser's depacketizer ends a frame at the marker.
     let mut timestamps: Vec<u32> = packets
