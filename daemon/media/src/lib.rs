@@ -53,6 +53,7 @@ mod receive;
 pub mod rtp;
 mod send;
 pub mod source;
+mod status;
 mod video_send;
 
 pub use audio_send::{AudioSendStats, AudioSender, AudioSenderConfig};
@@ -65,6 +66,7 @@ pub use source::{
     AudioSinkSetting, CameraSetting, CameraSource, MicrophoneSetting, MicrophoneSource,
     VideoSinkSetting,
 };
+pub use status::MediaStatus;
 pub use video_send::{VideoSendStats, VideoSender, VideoSenderConfig};
 
 /// Initialises GStreamer (idempotent). Every constructor calls it; call it early to fail fast

@@ -371,7 +371,7 @@ fn the_rooms_own_h264_decodes_in_a_receiver() {
     let (receiver, _events) = receiver(headless());
     let choice =
         probe::probe_h264_encoder(&EncoderCandidate::default_order(), &CameraSource::Test).unwrap();
-    let (_sender, mut rx) = VideoSender::start(
+    let (sender, mut rx) = VideoSender::start(
         VideoSenderConfig {
             width: 320,
             height: 180,
@@ -395,6 +395,20 @@ fn the_rooms_own_h264_decodes_in_a_receiver() {
         track_stats(&receiver, "TR_room").decoded_frames >= 30
     });
     assert!(decoding, "{:#?}", receiver.stats());
+    let status =
+        visio_room_media::MediaStatus::collect(Some(&choice), Some(&sender), None, Some(&receiver));
+    let json = serde_json::to_value(&status).unwrap();
+    assert!(
+        json["received_video_frames"].as_u64().unwrap() >= 30,
+        "{json}"
+    );
+    assert_eq!(json["video_sent"]["codec"], "H264");
+    assert_eq!(json["video_sent"]["encoder"], "x264enc");
+    assert_eq!(json["video_sent"]["width"], 320);
+    assert!(json["encoder_report"]
+        .as_str()
+        .unwrap()
+        .ends_with("x264enc: chosen"));
     let room = track_stats(&receiver, "TR_room");
     assert_eq!(room.frame_size, Some((320, 180)));
     // The test pattern carries the picture clock: capture-to-decode latency is measured.
@@ -403,7 +417,7 @@ fn the_rooms_own_h264_decodes_in_a_receiver() {
         .expect("the picture clock is read back");
     assert!(latency < 1000, "{latency} ms from capture to decode");
     receiver.remove_track("TR_room").unwrap();
-    drop(_sender);
+    drop(sender);
     pump.join().unwrap();
 }
 
