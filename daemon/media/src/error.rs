@@ -40,6 +40,13 @@ pub enum MediaError {
         report: String,
     },
 
+    /// No decoder candidate for a remote video codec could decode test frames.
+    #[error("no usable video decoder: {report}; install gstreamer1.0-libav (avdec_h264) and gstreamer1.0-plugins-good (vp8dec, vp9dec)")]
+    NoDecoder {
+        /// What was tried and why each candidate was rejected.
+        report: String,
+    },
+
     /// The configured camera cannot be used.
     #[error("camera `{device}` cannot be used: {reason}; check `media.camera` in /etc/visio-room/config.toml (a /dev/video* path, \"auto\" or \"test\")")]
     Camera {

@@ -58,7 +58,7 @@ mod video_send;
 
 pub use audio_send::{AudioSendStats, AudioSender, AudioSenderConfig};
 pub use error::MediaError;
-pub use probe::{EncoderCandidate, EncoderChoice, EncoderKind, EncoderSettings};
+pub use probe::{DecoderChoice, EncoderCandidate, EncoderChoice, EncoderKind, EncoderSettings};
 pub use receive::{
     Receiver, ReceiverConfig, ReceiverEvent, ReceiverStats, RemoteCodec, RemoteTrack, TrackStats,
 };

@@ -1,4 +1,5 @@
-//! Choosing the H.264 encoder by trying candidates in order of preference.
+//! Choosing the H.264 encoder (and the remote video decoders) by trying candidates in order
+//! of preference.
 //!
 //! Order ([`EncoderCandidate::default_order`]): the camera's own H.264 (pass-through, only for
 //! V4L2 cameras that offer it), V4L2 memory-to-memory (`v4l2h264enc`, e.g. Raspberry Pi 4),
@@ -225,7 +226,7 @@ fn report(attempts: &[ProbeAttempt]) -> String {
         .join("; ")
 }
 
-/// How long one candidate may take to encode its first test frame.
+/// How long one candidate may take to give its first frame.
 const TRIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Tries `candidates` in order and returns the first that encodes test frames. Blocks for up
@@ -268,6 +269,7 @@ fn try_candidate(candidate: &EncoderCandidate, camera: &CameraSource) -> ProbeOu
                 );
                 run_trial(
                     gst::parse::bin_from_description(&launch, true).map_err(|e| e.to_string()),
+                    &gst::Caps::builder("video/x-h264").build(),
                 )
             }
             CameraSource::V4l2 { .. } => ProbeOutcome::Skipped("camera offers no H.264".to_owned()),
@@ -308,7 +310,7 @@ fn try_candidate(candidate: &EncoderCandidate, camera: &CameraSource) -> ProbeOu
             .map_err(|e| e.to_string())?;
         Ok(bin)
     })();
-    run_trial(bin)
+    run_trial(bin, &gst::Caps::builder("video/x-h264").build())
 }
 
 /// The H.264 the engine sends: constrained baseline where the encoder can, which every
@@ -322,23 +324,20 @@ pub(crate) fn h264_output_caps() -> gst::Caps {
         .build()
 }
 
-/// Runs `bin` (which has one src pad producing H.264) into an appsink until a first sample,
+/// Runs `bin` (which has one src pad producing `caps`) into an appsink until a first sample,
 /// an error, or the timeout.
-fn run_trial(bin: Result<gst::Bin, String>) -> ProbeOutcome {
+fn run_trial(bin: Result<gst::Bin, String>, caps: &gst::Caps) -> ProbeOutcome {
     let bin = match bin {
         Ok(bin) => bin,
         Err(reason) => return ProbeOutcome::Failed(reason),
     };
     let pipeline = gst::Pipeline::new();
-    let sink = gst_app::AppSink::builder()
-        .caps(&gst::Caps::builder("video/x-h264").build())
-        .sync(false)
-        .build();
+    let sink = gst_app::AppSink::builder().caps(caps).sync(false).build();
     if let Err(e) = pipeline.add_many([bin.upcast_ref::<gst::Element>(), sink.upcast_ref()]) {
         return ProbeOutcome::Failed(e.to_string());
     }
     if let Err(e) = bin.link(&sink) {
-        return ProbeOutcome::Failed(format!("does not produce H.264 ({e})"));
+        return ProbeOutcome::Failed(format!("does not produce {} ({e})", caps));
     }
     let outcome = if pipeline.set_state(gst::State::Playing).is_err() {
         ProbeOutcome::Failed(first_error(&pipeline).unwrap_or_else(|| "refused to start".into()))
@@ -348,7 +347,7 @@ fn run_trial(bin: Result<gst::Bin, String>) -> ProbeOutcome {
         )) {
             Some(_) => ProbeOutcome::Chosen,
             None => ProbeOutcome::Failed(
-                first_error(&pipeline).unwrap_or_else(|| "no frame encoded in 5 s".into()),
+                first_error(&pipeline).unwrap_or_else(|| "no frame within 5 s".into()),
             ),
         }
     };
@@ -397,4 +396,138 @@ mod tests {
             "v4l2h264enc: not present; vah264enc: failed (no VA display); x264enc: chosen"
         );
     }
+}
+
+/// The decoder chosen for each remote video codec, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecoderChoice {
+    /// Decoder for H.264.
+    pub h264: String,
+    /// Decoder for VP8.
+    pub vp8: String,
+    /// Decoder for VP9.
+    pub vp9: String,
+    /// Every candidate tried, per codec, in order.
+    pub attempts: Vec<ProbeAttempt>,
+}
+
+impl Default for DecoderChoice {
+    /// The software decoders, without probing.
+    fn default() -> Self {
+        DecoderChoice {
+            h264: "avdec_h264".to_owned(),
+            vp8: "vp8dec".to_owned(),
+            vp9: "vp9dec".to_owned(),
+            attempts: Vec::new(),
+        }
+    }
+}
+
+impl DecoderChoice {
+    /// The decoder for a remote codec (`opusdec` for Opus).
+    pub fn for_codec(&self, codec: crate::RemoteCodec) -> &str {
+        match codec {
+            crate::RemoteCodec::H264 => &self.h264,
+            crate::RemoteCodec::Vp8 => &self.vp8,
+            crate::RemoteCodec::Vp9 => &self.vp9,
+            crate::RemoteCodec::Opus => "opusdec",
+        }
+    }
+
+    /// One line for `Health`, e.g. `vah264dec: not present; avdec_h264: chosen; …`.
+    pub fn report(&self) -> String {
+        report(&self.attempts)
+    }
+}
+
+/// Hardware decoders first, then software, per codec.
+pub const H264_DECODERS: &[&str] = &[
+    "v4l2slh264dec",
+    "v4l2h264dec",
+    "vah264dec",
+    "avdec_h264",
+    "openh264dec",
+];
+/// VP8 decoders in order of preference.
+pub const VP8_DECODERS: &[&str] = &["v4l2slvp8dec", "v4l2vp8dec", "vavp8dec", "vp8dec"];
+/// VP9 decoders in order of preference.
+pub const VP9_DECODERS: &[&str] = &["v4l2slvp9dec", "v4l2vp9dec", "vavp9dec", "vp9dec"];
+
+/// Chooses a decoder per codec from the default lists ([`H264_DECODERS`], ...). Each present
+/// candidate decodes a few frames made by a software encoder before it is chosen, so a
+/// hardware decoder that is registered but broken is skipped. Blocks for up to a few
+/// seconds; call it once at start-up and pass the result in
+/// [`crate::ReceiverConfig::decoders`].
+pub fn probe_video_decoders() -> Result<DecoderChoice, MediaError> {
+    probe_video_decoders_from(H264_DECODERS, VP8_DECODERS, VP9_DECODERS)
+}
+
+/// [`probe_video_decoders`] with injected candidate lists.
+pub fn probe_video_decoders_from(
+    h264: &[&str],
+    vp8: &[&str],
+    vp9: &[&str],
+) -> Result<DecoderChoice, MediaError> {
+    crate::init()?;
+    let mut attempts = Vec::new();
+    // Each trial takes the path a remote track takes: payloader, depayloader, decoder.
+    let h264 = probe_decoder(
+        h264,
+        "x264enc tune=zerolatency speed-preset=ultrafast ! video/x-h264,profile=constrained-baseline \
+         ! rtph264pay config-interval=-1 ! rtph264depay ! h264parse",
+        &mut attempts,
+    )?;
+    let vp8 = probe_decoder(
+        vp8,
+        "vp8enc deadline=1 ! rtpvp8pay ! rtpvp8depay",
+        &mut attempts,
+    )?;
+    let vp9 = probe_decoder(
+        vp9,
+        "vp9enc deadline=1 cpu-used=8 ! rtpvp9pay ! rtpvp9depay",
+        &mut attempts,
+    )?;
+    Ok(DecoderChoice {
+        h264,
+        vp8,
+        vp9,
+        attempts,
+    })
+}
+
+fn probe_decoder(
+    candidates: &[&str],
+    encoder: &str,
+    attempts: &mut Vec<ProbeAttempt>,
+) -> Result<String, MediaError> {
+    let first = attempts.len();
+    for candidate in candidates {
+        let outcome = if !elements::exists(candidate) {
+            ProbeOutcome::NotPresent
+        } else {
+            // A live, endless source: a decoder must give a frame while the stream runs (one
+            // that only gives frames when drained at the end of a stream is of no use), as raw
+            // frames in system memory, as the compositor takes them.
+            let launch = format!(
+                "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 \
+                 ! {encoder} ! {candidate} ! capsfilter caps=video/x-raw"
+            );
+            run_trial(
+                gst::parse::bin_from_description(&launch, true).map_err(|e| e.to_string()),
+                &gst::Caps::builder("video/x-raw").build(),
+            )
+        };
+        tracing::info!(decoder = candidate, ?outcome, "decoder probe");
+        let chosen = outcome == ProbeOutcome::Chosen;
+        attempts.push(ProbeAttempt {
+            factory: (*candidate).to_owned(),
+            outcome,
+        });
+        if chosen {
+            return Ok((*candidate).to_owned());
+        }
+    }
+    Err(MediaError::NoDecoder {
+        report: report(&attempts[first..]),
+    })
 }

@@ -4,8 +4,8 @@
 //! ```text
 //! per video track (bin "rx-N"):
 //!   appsrc (application/x-rtp, VP8|VP9|H264) ! rtpjitterbuffer ! rtpvp8depay|rtpvp9depay|
-//!   rtph264depay ! [h264parse] ! decoder (hardware when registered, else vp8dec|vp9dec|
-//!   avdec_h264) ─▶ compositor.sink_N (position and size from the layout)
+//!   rtph264depay ! [h264parse] ! decoder (from the decoder probe: hardware when it works,
+//!   else vp8dec|vp9dec|avdec_h264) ─▶ compositor.sink_N (position and size from the layout)
 //! videotestsrc pattern=black (canvas) ─▶ compositor ! video/x-raw,WxH@fps ! video sink
 //!
 //! per audio track (bin "rx-N"):
@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use crate::elements::{self, BusWatch};
 use crate::layout::{self, TileRole};
 use crate::picture_clock;
+use crate::probe::DecoderChoice;
 use crate::source::{AudioSinkSetting, VideoSinkSetting};
 use crate::MediaError;
 
@@ -111,6 +112,9 @@ pub struct ReceiverConfig {
     /// Consecutive undecodable frames after which a video track is given up as broken
     /// (removed and reported). Isolated errors only trigger a keyframe request.
     pub max_decode_errors: u32,
+    /// The decoder per codec, from [`crate::probe::probe_video_decoders`]; the default is
+    /// the software decoders.
+    pub decoders: DecoderChoice,
 }
 
 impl Default for ReceiverConfig {
@@ -123,6 +127,7 @@ impl Default for ReceiverConfig {
             fps: 30,
             jitter_latency_ms: 150,
             max_decode_errors: 300,
+            decoders: DecoderChoice::default(),
         }
     }
 }
@@ -158,6 +163,8 @@ pub struct TrackStats {
     pub id: String,
     /// Its codec.
     pub codec: RemoteCodec,
+    /// The decoder element in use (`avdec_h264`, `vah264dec`, `opusdec`, ...).
+    pub decoder: String,
     /// RTP packets accepted by [`Receiver::push_rtp`].
     pub packets_received: u64,
     /// RTP packets dropped because the track's queue was full.
@@ -208,6 +215,7 @@ struct TrackCounters {
 
 struct Track {
     info: RemoteTrack,
+    decoder: String,
     bin: gst::Bin,
     appsrc: gst_app::AppSrc,
     mixer_pad: gst::Pad,
@@ -433,6 +441,7 @@ impl Receiver {
         }
         tracing::info!(track = %track.id, codec = ?track.codec, bin = %bin_name, "receiving track");
         state.tracks.push(Track {
+            decoder: shared.config.decoders.for_codec(track.codec).to_owned(),
             info: track,
             bin,
             appsrc,
@@ -550,6 +559,7 @@ fn track_stats(t: &Track) -> TrackStats {
     TrackStats {
         id: t.info.id.clone(),
         codec: t.info.codec,
+        decoder: t.decoder.clone(),
         packets_received: c.packets.load(Ordering::Relaxed),
         packets_dropped: c.dropped.load(Ordering::Relaxed),
         decoded_frames: c.frames.load(Ordering::Relaxed),
@@ -718,31 +728,6 @@ impl Shared {
     }
 }
 
-/// The first registered decoder for `codec`: hardware ones first.
-fn decoder(codec: RemoteCodec) -> Result<gst::Element, MediaError> {
-    let candidates: &[&str] = match codec {
-        RemoteCodec::H264 => &[
-            "v4l2slh264dec",
-            "v4l2h264dec",
-            "vah264dec",
-            "avdec_h264",
-            "openh264dec",
-        ],
-        RemoteCodec::Vp8 => &["v4l2slvp8dec", "v4l2vp8dec", "vavp8dec", "vp8dec"],
-        RemoteCodec::Vp9 => &["v4l2slvp9dec", "v4l2vp9dec", "vavp9dec", "vp9dec"],
-        RemoteCodec::Opus => &["opusdec"],
-    };
-    candidates
-        .iter()
-        .find(|f| elements::exists(f))
-        .map(|f| elements::make(f))
-        .unwrap_or_else(|| {
-            Err(MediaError::MissingElement {
-                element: candidates[candidates.len() - 1].to_owned(),
-            })
-        })
-}
-
 fn build_track_bin(
     name: &str,
     track: &RemoteTrack,
@@ -776,7 +761,7 @@ fn build_track_bin(
     jitter.set_property("latency", config.jitter_latency_ms);
     jitter.set_property("do-lost", true);
     let mut chain: Vec<gst::Element> = vec![appsrc.clone().upcast(), jitter];
-    let decoder = decoder(track.codec)?;
+    let decoder = elements::make(config.decoders.for_codec(track.codec))?;
     if decoder.find_property("max-errors").is_some() {
         decoder.set_property(
             "max-errors",

@@ -82,3 +82,47 @@ fn no_working_encoder_is_a_clear_error() {
         "the message says what to install: {text}"
     );
 }
+
+#[test]
+fn without_hardware_decoders_the_room_decodes_in_software() {
+    common::init();
+    let choice = visio_room_media::probe::probe_video_decoders().unwrap();
+    let report = choice.report();
+    assert_eq!(
+        (
+            choice.h264.as_str(),
+            choice.vp8.as_str(),
+            choice.vp9.as_str()
+        ),
+        ("avdec_h264", "vp8dec", "vp9dec"),
+        "{report}"
+    );
+    assert!(report.contains("vah264dec: not present"), "{report}");
+    assert!(report.contains("avdec_h264: chosen"), "{report}");
+}
+
+#[test]
+fn a_decoder_that_cannot_decode_the_codec_falls_back() {
+    common::init();
+    // vp8dec is present but cannot take H.264: like a registered but broken hardware decoder.
+    let choice = visio_room_media::probe::probe_video_decoders_from(
+        &["vp8dec", "no-such-decoder", "avdec_h264"],
+        &["avdec_vp8", "vp8dec"],
+        &["vp9dec"],
+    )
+    .unwrap();
+    assert_eq!(choice.h264, "avdec_h264", "{}", choice.report());
+    assert_eq!(choice.vp8, "avdec_vp8", "{}", choice.report());
+    assert!(matches!(
+        choice.attempts[0].outcome,
+        ProbeOutcome::Failed(_)
+    ));
+    assert_eq!(choice.attempts[1].outcome, ProbeOutcome::NotPresent);
+    let err = visio_room_media::probe::probe_video_decoders_from(&["vp9dec"], &[], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("vp9dec: failed") && err.contains("avdec_h264"),
+        "{err}"
+    );
+}

@@ -366,6 +366,32 @@ fn the_active_speaker_is_drawn_larger_and_a_screen_share_takes_the_main_area() {
 }
 
 #[test]
+fn probed_decoders_are_the_ones_used() {
+    common::init();
+    // libav's VP8 decoder instead of libvpx's, to tell them apart.
+    let decoders = visio_room_media::probe::probe_video_decoders_from(
+        &["avdec_h264"],
+        &["avdec_vp8"],
+        &["vp9dec"],
+    )
+    .unwrap();
+    let (receiver, _events) = receiver(ReceiverConfig {
+        decoders,
+        ..headless()
+    });
+    receiver
+        .add_track(track("TR_vp8", RemoteCodec::Vp8, 96))
+        .unwrap();
+    let _p = participant(&receiver, "TR_vp8", &video(320, 240, VP8));
+    assert!(wait_for(Duration::from_secs(10), || {
+        track_stats(&receiver, "TR_vp8").decoded_frames >= 10
+    }));
+    let stats = track_stats(&receiver, "TR_vp8");
+    assert_eq!(stats.decoder, "avdec_vp8");
+    assert_eq!(stats.frame_size, Some((320, 240)));
+}
+
+#[test]
 fn the_rooms_own_h264_decodes_in_a_receiver() {
     use visio_room_media::{probe, CameraSource, EncoderCandidate, VideoSender, VideoSenderConfig};
     let (receiver, _events) = receiver(headless());
