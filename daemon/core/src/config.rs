@@ -58,10 +58,20 @@ impl Default for RoomConfig {
 /// `[visio]`: which service the room may join.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisioConfig {
-    /// Hosts (with optional port) whose meetings may be joined.
+    /// Hosts (with optional port) whose meetings may be joined, in canonical form
+    /// (`visio.numerique.gouv.fr`, `127.0.0.1:7880`, `[::1]:7880`). Never empty once loaded.
     pub allowed_hosts: Vec<String>,
-    /// What the Join button joins when no meeting is planned (canonical URL).
-    pub default_meeting: Option<String>,
+    /// What the Join button joins when no meeting is planned, validated against
+    /// `allowed_hosts`.
+    pub default_meeting: Option<MeetingUrl>,
+}
+
+impl VisioConfig {
+    /// The allow-list that meeting URLs are checked against ([`MeetingUrl::parse`]).
+    pub fn allow_list(&self) -> AllowedHosts {
+        // Loading validated every entry; a hand-built value falls back to allowing nothing.
+        AllowedHosts::parse(&self.allowed_hosts).unwrap_or_default()
+    }
 }
 
 impl Default for VisioConfig {
@@ -305,13 +315,28 @@ impl fmt::Display for ConfigError {
 impl Config {
     /// Loads `path`. Errors name the file, and for content errors the line, column and key.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let unreadable = |message: String| ConfigError {
             file: path.to_owned(),
             position: None,
             key: None,
-            message: format!("cannot read the configuration file: {e}"),
+            message,
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| unreadable(format!("cannot read the configuration file: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let (line, column) = {
+                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let valid = std::str::from_utf8(valid).unwrap_or_default();
+                line_column(valid, valid.len())
+            };
+            ConfigError {
+                position: Some((line, column)),
+                ..unreadable("the file is not UTF-8 text; save it as UTF-8".into())
+            }
         })?;
-        Config::from_toml_str(&text, path)
+        // Editors on Windows may start the file with a byte-order mark, which TOML refuses.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        Config::from_toml_str(text, path)
     }
 
     /// Parses configuration text; `origin` is the file named in errors.
@@ -347,8 +372,11 @@ struct Reader<'a> {
 
 type Item<'i> = Spanned<DeValue<'i>>;
 
-/// A value read from the file, with where it was.
-type Located<T> = Option<(T, Range<usize>)>;
+/// A value read from the file, with where it was (a byte range of the text).
+type At<T> = (T, Range<usize>);
+
+/// A value read from the file if the key is there.
+type Located<T> = Option<At<T>>;
 
 impl Reader<'_> {
     fn error(&self, span: Option<Range<usize>>, key: Option<&str>, message: &str) -> ConfigError {
@@ -393,18 +421,25 @@ impl Reader<'_> {
                         "the list is empty, so no meeting could be joined; expected hosts such as [\"visio.numerique.gouv.fr\"]",
                     ));
                 }
-                AllowedHosts::parse(&hosts).map_err(|e| {
-                    self.error(Some(span), Some("visio.allowed_hosts"), &e.to_string())
-                })?;
-                config.visio.allowed_hosts = hosts;
+                // Each entry on its own, so that the error points at the wrong one.
+                let mut canonical = Vec::with_capacity(hosts.len());
+                for (host, span) in &hosts {
+                    let parsed = AllowedHosts::parse(&[host]).map_err(|e| {
+                        self.error(
+                            Some(span.clone()),
+                            Some("visio.allowed_hosts"),
+                            &e.to_string(),
+                        )
+                    })?;
+                    canonical.extend(parsed.entries());
+                }
+                config.visio.allowed_hosts = canonical;
             }
             if let Some((url, span)) = self.string(t, "visio", "default_meeting")? {
-                let allowed = AllowedHosts::parse(&config.visio.allowed_hosts)
-                    .expect("allowed_hosts validated above or default");
-                let url = MeetingUrl::parse(&url, &allowed).map_err(|e| {
+                let url = MeetingUrl::parse(&url, &config.visio.allow_list()).map_err(|e| {
                     self.error(Some(span), Some("visio.default_meeting"), &e.to_string())
                 })?;
-                config.visio.default_meeting = Some(url.as_str().to_owned());
+                config.visio.default_meeting = Some(url);
             }
         }
         if let Some(t) = self.section(doc, "media")? {
@@ -609,7 +644,7 @@ impl Reader<'_> {
         t: &DeTable<'_>,
         section: &str,
         key: &str,
-    ) -> Result<Located<Vec<String>>, ConfigError> {
+    ) -> Result<Located<Vec<At<String>>>, ConfigError> {
         let Some(item) = self.item(t, key) else {
             return Ok(None);
         };
@@ -620,7 +655,7 @@ impl Reader<'_> {
         let mut out = Vec::new();
         for element in array.iter() {
             match element.get_ref().as_str() {
-                Some(s) => out.push(s.to_owned()),
+                Some(s) => out.push((s.to_owned(), element.span())),
                 None => {
                     return Err(self.type_error(element, section, key, "a list of strings"));
                 }
@@ -734,7 +769,7 @@ max_attempts = 3
         assert_eq!(c.room.name, "Salle Jean Moulin");
         assert!(c.room.join_muted);
         assert_eq!(
-            c.visio.default_meeting.as_deref(),
+            c.visio.default_meeting.as_ref().map(MeetingUrl::as_str),
             Some("https://visio.numerique.gouv.fr/abc-defg-hij")
         );
         assert_eq!(
@@ -822,9 +857,24 @@ max_attempts = 3
         assert!(e.contains("visio.allowed_hosts: the list is empty"), "{e}");
         let e = err("[visio]\nallowed_hosts = [\"https://visio.numerique.gouv.fr\"]\n");
         assert!(
-            e.contains(":2:17: visio.allowed_hosts:") && e.contains("without scheme"),
+            e.contains(":2:18: visio.allowed_hosts:") && e.contains("without scheme"),
             "{e}"
         );
+        // The error points at the wrong entry, not at the list.
+        let e = err(
+            "[visio]\nallowed_hosts = [\n  \"visio.numerique.gouv.fr\",\n  \"*.gouv.fr\",\n]\n",
+        );
+        assert!(
+            e.starts_with("/etc/visio-room/config.toml:4:3: visio.allowed_hosts: \"*.gouv.fr\""),
+            "{e}"
+        );
+        let c = parse("[visio]\nallowed_hosts = [\"Visio.Numerique.Gouv.FR\", \"127.1:7880\"]\n")
+            .unwrap();
+        assert_eq!(
+            c.visio.allowed_hosts,
+            ["visio.numerique.gouv.fr", "127.0.0.1:7880"]
+        );
+        assert_eq!(c.visio.allow_list().entries(), c.visio.allowed_hosts);
         let e = err("[visio]\nallowed_hosts = [3]\n");
         assert!(
             e.contains("visio.allowed_hosts: expected a list of strings"),
