@@ -364,6 +364,57 @@ impl Config {
     }
 }
 
+/// Every section and its keys, in the order of `docs/configuration.md`.
+const SCHEMA: &[(&str, &[&str])] = &[
+    ("room", &["name", "join_muted"]),
+    ("visio", &["allowed_hosts", "default_meeting"]),
+    (
+        "media",
+        &[
+            "video_source",
+            "audio_source",
+            "video_sink",
+            "audio_sink",
+            "resolution",
+            "framerate",
+        ],
+    ),
+    (
+        "join",
+        &[
+            "max_attempts",
+            "initial_backoff_ms",
+            "max_backoff_ms",
+            "lobby_timeout_s",
+            "leave_timeout_ms",
+        ],
+    ),
+];
+
+/// The keys of `section` in [`SCHEMA`].
+fn keys_of(section: &str) -> &'static [&'static str] {
+    SCHEMA
+        .iter()
+        .find(|(s, _)| *s == section)
+        .map_or(&[], |(_, keys)| keys)
+}
+
+/// Levenshtein distance, to suggest the key a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// Walks the spanned document, checking each section against what it may contain.
 struct Reader<'a> {
     text: &'a str,
@@ -390,9 +441,10 @@ impl Reader<'_> {
 
     fn config(&self, doc: &DeTable<'_>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        self.check_keys(doc, None, &["room", "visio", "media", "join"])?;
+        let sections: Vec<&str> = SCHEMA.iter().map(|(s, _)| *s).collect();
+        self.check_keys(doc, None, &sections)?;
         if let Some(t) = self.section(doc, "room")? {
-            self.check_keys(t, Some("room"), &["name", "join_muted"])?;
+            self.check_keys(t, Some("room"), keys_of("room"))?;
             if let Some((name, span)) = self.string(t, "room", "name")? {
                 let name = name.trim().to_owned();
                 if name.is_empty()
@@ -412,7 +464,7 @@ impl Reader<'_> {
             }
         }
         if let Some(t) = self.section(doc, "visio")? {
-            self.check_keys(t, Some("visio"), &["allowed_hosts", "default_meeting"])?;
+            self.check_keys(t, Some("visio"), keys_of("visio"))?;
             if let Some((hosts, span)) = self.strings(t, "visio", "allowed_hosts")? {
                 if hosts.is_empty() {
                     return Err(self.error(
@@ -452,15 +504,7 @@ impl Reader<'_> {
     }
 
     fn media(&self, t: &DeTable<'_>, m: &mut MediaConfig) -> Result<(), ConfigError> {
-        let keys = [
-            "video_source",
-            "audio_source",
-            "video_sink",
-            "audio_sink",
-            "resolution",
-            "framerate",
-        ];
-        self.check_keys(t, Some("media"), &keys)?;
+        self.check_keys(t, Some("media"), keys_of("media"))?;
         if let Some((v, span)) = self.string(t, "media", "video_source")? {
             m.video_source = match v.as_str() {
                 "auto" => VideoSource::Auto,
@@ -534,17 +578,7 @@ impl Reader<'_> {
     }
 
     fn join(&self, t: &DeTable<'_>, j: &mut JoinConfig) -> Result<(), ConfigError> {
-        self.check_keys(
-            t,
-            Some("join"),
-            &[
-                "max_attempts",
-                "initial_backoff_ms",
-                "max_backoff_ms",
-                "lobby_timeout_s",
-                "leave_timeout_ms",
-            ],
-        )?;
+        self.check_keys(t, Some("join"), keys_of("join"))?;
         if let Some(v) = self.integer(t, "join", "max_attempts", 1, 100)? {
             j.max_attempts = v as u32;
         }
@@ -579,14 +613,20 @@ impl Reader<'_> {
         known: &[&str],
     ) -> Result<(), ConfigError> {
         for key in t.keys() {
-            if !known.contains(&key.get_ref().as_ref()) {
-                let dotted = dotted(section, key.get_ref());
+            let name: &str = key.get_ref().as_ref();
+            if !known.contains(&name) {
+                let dotted = dotted(section, name);
                 let what = if section.is_some() { "key" } else { "section" };
-                return Err(self.error(
-                    Some(key.span()),
-                    Some(&dotted),
-                    &format!("unknown {what}; expected one of {}", known.join(", ")),
-                ));
+                let mut message = format!("unknown {what}; expected one of {}", known.join(", "));
+                if let Some((home, _)) = SCHEMA
+                    .iter()
+                    .find(|(s, keys)| Some(*s) != section && keys.contains(&name))
+                {
+                    message.push_str(&format!(" ({name} belongs in [{home}])"));
+                } else if let Some(near) = known.iter().find(|k| edit_distance(k, name) <= 2) {
+                    message.push_str(&format!(" (did you mean {near}?)"));
+                }
+                return Err(self.error(Some(key.span()), Some(&dotted), &message));
             }
         }
         Ok(())
@@ -801,9 +841,21 @@ max_attempts = 3
             e.starts_with("/etc/visio-room/config.toml:5:1: media.colour: unknown key; expected one of video_source"),
             "{e}"
         );
+        let e = err("[media]\nframrate = 25\n");
+        assert!(
+            e.ends_with(":2:1: media.framrate: unknown key; expected one of video_source, audio_source, video_sink, audio_sink, resolution, framerate (did you mean framerate?)"),
+            "{e}"
+        );
+        let e = err("[room]\nframerate = 25\n");
+        assert!(e.ends_with("(framerate belongs in [media])"), "{e}");
+        let e = err("name = \"Salle\"\n");
+        assert!(
+            e.contains(":1:1: name: unknown section; expected one of room, visio, media, join (name belongs in [room])"),
+            "{e}"
+        );
         let e = err("[roomz]\n");
         assert!(
-            e.contains(":1:2: roomz: unknown section; expected one of room, visio, media, join"),
+            e.ends_with(":1:2: roomz: unknown section; expected one of room, visio, media, join (did you mean room?)"),
             "{e}"
         );
     }
@@ -913,6 +965,15 @@ max_attempts = 3
         ));
         let c = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.room.name, "Salle Jean Moulin");
+    }
+
+    #[test]
+    fn suggestions_measure_the_edit_distance() {
+        assert_eq!(edit_distance("framerate", "framerate"), 0);
+        assert_eq!(edit_distance("framrate", "framerate"), 1);
+        assert_eq!(edit_distance("frame_rate", "framerate"), 1);
+        assert_eq!(edit_distance("colour", "framerate"), 8);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]
