@@ -413,9 +413,10 @@ impl Receiver {
             .pipeline
             .add(&bin)
             .map_err(|e| MediaError::build(PIPELINE, e))?;
-        let mixer_pad = mixer
-            .request_pad_simple("sink_%u")
-            .ok_or_else(|| MediaError::build(PIPELINE, "the mixer gave no input pad"))?;
+        let Some(mixer_pad) = mixer.request_pad_simple("sink_%u") else {
+            let _ = shared.pipeline.remove(&bin);
+            return Err(MediaError::build(PIPELINE, "the mixer gave no input pad"));
+        };
         if track.codec.is_video() {
             mixer_pad.set_property("zorder", 1u32 + state.tracks.len() as u32);
         }
