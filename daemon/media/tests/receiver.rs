@@ -168,8 +168,16 @@ fn remote_opus_tone_shows_its_level_and_silence_does_not() {
         voice.decoded_frames, 0,
         "audio does not count as video frames"
     );
+    assert!(
+        wait_for(Duration::from_secs(5), || track_stats(
+            &receiver, "TR_quiet"
+        )
+        .audio_level_dbfs
+        .is_some()),
+        "silence is measured too"
+    );
     let quiet = track_stats(&receiver, "TR_quiet");
-    let level = quiet.audio_level_dbfs.expect("silence is measured too");
+    let level = quiet.audio_level_dbfs.unwrap();
     assert!(level < -60.0, "silence measured at {level} dBFS");
     assert_eq!(receiver.stats().received_video_frames, 0);
 }
