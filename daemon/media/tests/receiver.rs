@@ -231,12 +231,10 @@ fn a_broken_remote_track_is_dropped_and_the_others_keep_playing() {
         stats.tracks.iter().all(|t| t.id != "TR_bad"),
         "the broken branch is removed"
     );
-    let mut reported = false;
-    while let Ok(event) = events.try_recv() {
-        if let ReceiverEvent::TrackFailed { track_id, .. } = event {
-            reported |= track_id == "TR_bad";
-        }
-    }
+    let reported = wait_for(
+        Duration::from_secs(2),
+        || matches!(events.try_recv(), Ok(ReceiverEvent::TrackFailed { ref track_id, .. }) if track_id == "TR_bad"),
+    );
     assert!(reported, "TrackFailed is reported");
     assert!(matches!(
         receiver.push_rtp(
