@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Dependencies of the media engine crate (daemon/media, `visio-room-media`):
 # GStreamer 1.22 development headers for building, and the plugins its pipelines and
-# tests use at run time. Idempotent, non-interactive; assumes `apt-get update` was done.
+# tests use at run time. Usage: scripts/deps.d/media.sh <repo root> (unused: everything here
+# is a system package). Idempotent, non-interactive, runs as root; assumes `apt-get update`.
 #
 #   element(s)                                  package
 #   videotestsrc audiotestsrc videoconvert        gstreamer1.0-plugins-base
