@@ -19,6 +19,8 @@
 #   avdec_h264                                    gstreamer1.0-libav
 #   vaapih264enc                                  gstreamer1.0-vaapi (optional, hardware)
 #   gst-launch-1.0 gst-inspect-1.0 (benchmark)    gstreamer1.0-tools
+# Not libgstreamer-plugins-bad1.0-dev: no crate here links to -bad libraries, and it pulls in
+# the OpenCV development packages.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends \
