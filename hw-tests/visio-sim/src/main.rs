@@ -1,1 +1,169 @@
-fn main() {}
+//! `visio-sim` command line: serves the Meet REST API, LiveKit signalling and the meeting page
+//! on one address. See `docs/visio-sim.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use visio_sim::lobby::Lobby;
+use visio_sim::rooms::RoomDirectory;
+use visio_sim::server::{router, Sim};
+use visio_sim::sfu::{IceScope, Sfu};
+use visio_sim::token::TokenAuthority;
+
+/// A local Visio: La Suite Meet REST API + LiveKit-compatible SFU + meeting page.
+#[derive(Debug, Parser)]
+#[command(name = "visio-sim", version)]
+struct Cli {
+    /// Address to serve on (port 0 picks a free port; the first stdout line tells which).
+    #[arg(long, default_value = "127.0.0.1:7880")]
+    listen: SocketAddr,
+    /// LiveKit API key (the `iss` of tokens).
+    #[arg(long, default_value = "devkey")]
+    api_key: String,
+    /// LiveKit API secret (HS256 key).
+    #[arg(long, default_value = "secret")]
+    api_secret: String,
+    /// Bearer token for host actions (lobby admission) and the admin API (/sim/v1/...).
+    /// Without it those are refused with 403.
+    #[arg(long, env = "VISIO_SIM_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Registers a room: SLUG:public|trusted|restricted (repeatable).
+    #[arg(long = "room", value_name = "SLUG:LEVEL")]
+    rooms: Vec<String>,
+    /// TOML file with [[room]] tables (slug, access_level, optional name and id).
+    #[arg(long)]
+    rooms_file: Option<PathBuf>,
+    /// Answer 404 for unknown slugs instead of serving them as public rooms
+    /// (Meet ALLOW_UNREGISTERED_ROOMS=false).
+    #[arg(long)]
+    no_unregistered_rooms: bool,
+    /// Gather and accept ICE candidates on every interface (default: loopback only).
+    #[arg(long)]
+    ice_any_interface: bool,
+    /// Directory holding the npm modules (livekit-client) for the meeting page.
+    #[arg(long, env = "VISIO_SIM_WEB_MODULES")]
+    web_modules: Option<PathBuf>,
+    /// TLS certificate (PEM); with --tls-key, serve https/wss.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+fn default_web_modules() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.work/web/node_modules");
+    dir.is_dir().then_some(dir)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "visio_sim=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    // Both the DTLS stack and the HTTPS listener use rustls: pick one crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut rooms = RoomDirectory::new(!cli.no_unregistered_rooms);
+    if let Some(file) = &cli.rooms_file {
+        rooms.load_file(file)?;
+    }
+    for arg in &cli.rooms {
+        rooms.register_arg(arg)?;
+    }
+    let ice = if cli.ice_any_interface {
+        IceScope::Any
+    } else {
+        IceScope::Loopback
+    };
+    let sim = Arc::new(Sim {
+        tokens: TokenAuthority::new(&cli.api_key, &cli.api_secret),
+        rooms,
+        lobby: Mutex::new(Lobby::default()),
+        admin_token: cli.admin_token.clone(),
+        sfu: Sfu::new(ice).context("cannot set up the WebRTC stack")?,
+        node_modules: cli.web_modules.clone().or_else(default_web_modules),
+        tls: cli.tls_cert.is_some(),
+    });
+    for room in sim.rooms.registered() {
+        tracing::info!(slug = %room.slug, id = %room.id, level = room.access_level.as_str(), "registered room");
+    }
+    spawn_speaker_updates(sim.clone());
+    let app = router(sim.clone());
+    let listener = std::net::TcpListener::bind(cli.listen).with_context(|| {
+        format!(
+            "cannot listen on {}: is another server using it? try --listen 127.0.0.1:0",
+            cli.listen
+        )
+    })?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let scheme = if sim.tls { "https" } else { "http" };
+    println!("visio-sim listening on {scheme}://{addr}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot load TLS certificate {} / key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            axum_server::from_tcp_rustls(listener, config)?
+                .serve(app.into_make_service())
+                .await?;
+        }
+        _ => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Every 500 ms, tells each room who is speaking when that changes (SpeakersChanged).
+fn spawn_speaker_updates(sim: Arc<Sim>) {
+    tokio::spawn(async move {
+        let mut last: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            for room in sim.sfu.rooms() {
+                let speakers = room.speakers();
+                let sids: Vec<String> = speakers.iter().map(|s| s.sid.clone()).collect();
+                let previous = last.entry(room.name.clone()).or_default();
+                if *previous != sids {
+                    // Those who stopped speaking are announced inactive.
+                    let mut update = speakers.clone();
+                    for gone in previous.iter().filter(|s| !sids.contains(s)) {
+                        update.push(livekit_protocol::SpeakerInfo {
+                            sid: gone.clone(),
+                            level: 0.0,
+                            active: false,
+                        });
+                    }
+                    room.announce_speakers(update);
+                    *previous = sids;
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,504 @@
+//! The HTTP side: one router serving the Meet REST API (`/api/v1.0/`), LiveKit signalling
+//! (`/rtc`, `/rtc/validate`, `404` on `/rtc/v1`), the simulator's admin API (`/sim/v1/`) and
+//! the meeting page (`/<slug>`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::lobby::{color_for, EntryStatus, Lobby};
+use crate::rooms::{AccessLevel, Lookup, RoomDirectory};
+use crate::sfu::Sfu;
+use crate::signal::{self, RtcQuery};
+use crate::token::{TokenAuthority, VideoGrant};
+
+/// Cookie carrying the lobby participant id (Meet `LOBBY_COOKIE_NAME`).
+pub const LOBBY_COOKIE: &str = "lobbyParticipantId";
+/// Lifetime of the LiveKit tokens Meet issues.
+pub const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// Everything the server shares between requests.
+pub struct Sim {
+    /// Token signer/validator.
+    pub tokens: TokenAuthority,
+    /// Registered rooms.
+    pub rooms: RoomDirectory,
+    /// The lobby.
+    pub lobby: Mutex<Lobby>,
+    /// Bearer token guarding host and admin actions; `None` disables them.
+    pub admin_token: Option<String>,
+    /// The SFU.
+    pub sfu: Sfu,
+    /// Directory holding `livekit-client/dist/` (npm modules) for the meeting page.
+    pub node_modules: Option<PathBuf>,
+    /// Served over TLS (the `livekit.url` scheme).
+    pub tls: bool,
+}
+
+type Shared = Arc<Sim>;
+
+/// Builds the router.
+pub fn router(sim: Shared) -> Router {
+    Router::new()
+        .route("/api/v1.0/config/", get(config))
+        .route("/api/v1.0/rooms/{room}/", get(room_lookup))
+        .route("/api/v1.0/rooms/{room}/request-entry/", post(request_entry))
+        .route(
+            "/api/v1.0/rooms/{room}/waiting-participants/",
+            get(waiting_participants),
+        )
+        .route("/api/v1.0/rooms/{room}/enter/", post(enter))
+        .route("/rtc", get(rtc))
+        .route("/rtc/validate", get(rtc_validate))
+        .route("/sim/v1/rooms/{room}/participants", get(admin_participants))
+        .route(
+            "/sim/v1/rooms/{room}/participants/{identity}",
+            axum::routing::delete(admin_remove),
+        )
+        .route(
+            "/sim/v1/rooms/{room}/participants/{identity}/mute",
+            post(admin_mute),
+        )
+        .route("/sim/web/livekit-client.umd.js", get(livekit_client_js))
+        .route("/{slug}", get(crate::web::meeting_page))
+        .with_state(sim)
+}
+
+fn detail(status: StatusCode, text: &str) -> Response {
+    (status, Json(json!({ "detail": text }))).into_response()
+}
+
+fn origin(headers: &HeaderMap, tls: bool) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("{}://{host}", if tls { "https" } else { "http" })
+}
+
+async fn config(State(sim): State<Shared>, headers: HeaderMap) -> Response {
+    Json(json!({
+        "analytics": {},
+        "support": {},
+        "feedback": {},
+        "silence_livekit_debug": false,
+        "is_silent_login_enabled": false,
+        "custom_css_url": "",
+        "use_french_gov_footer": false,
+        "use_proconnect_button": false,
+        "transcript": {"enabled": false},
+        "recording": {"is_enabled": false, "available_modes": [], "expiration_days": null, "max_duration": null},
+        "telephony": {"enabled": false},
+        "subtitle": {"enabled": false},
+        "manifest_link": null,
+        "default_sources": ["camera", "microphone", "screen_share", "screen_share_audio"],
+        "auto_mute_on_join_threshold": 50,
+        "livekit": {
+            "url": origin(&headers, sim.tls),
+            "force_wss_protocol": false,
+            "enable_firefox_proxy_workaround": false,
+            "default_sources": ["camera", "microphone", "screen_share", "screen_share_audio"],
+        },
+    }))
+    .into_response()
+}
+
+/// A LiveKit token as Meet issues it to an anonymous participant.
+fn meet_token(sim: &Sim, room: &str, identity: &str, username: &str, color: &str) -> String {
+    let grant = VideoGrant {
+        room_join: true,
+        room: room.to_owned(),
+        can_publish: Some(true),
+        can_subscribe: Some(true),
+        can_publish_data: Some(true),
+        can_publish_sources: ["camera", "microphone", "screen_share", "screen_share_audio"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        can_update_own_metadata: Some(false),
+        ..Default::default()
+    };
+    let mut claims = sim.tokens.claims(identity, username, grant, TOKEN_TTL);
+    claims.attributes.insert("color".into(), color.to_owned());
+    claims
+        .attributes
+        .insert("is_authenticated".into(), "false".into());
+    sim.tokens.sign(&claims)
+}
+
+fn livekit_object(
+    sim: &Sim,
+    headers: &HeaderMap,
+    room: &str,
+    identity: &str,
+    username: &str,
+    color: &str,
+) -> Value {
+    json!({
+        "url": origin(headers, sim.tls),
+        "room": room,
+        "token": meet_token(sim, room, identity, username, color),
+    })
+}
+
+#[derive(Deserialize)]
+struct UsernameQuery {
+    username: Option<String>,
+}
+
+fn not_found() -> Response {
+    detail(StatusCode::NOT_FOUND, "No Room matches the given query.")
+}
+
+async fn room_lookup(
+    State(sim): State<Shared>,
+    Path(room): Path<String>,
+    Query(q): Query<UsernameQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(found) = sim.rooms.lookup(&room) else {
+        return not_found();
+    };
+    let username = q.username.unwrap_or_default();
+    let identity = Uuid::new_v4().to_string();
+    let color = color_for(&identity);
+    let livekit = (found.access_level() == AccessLevel::Public).then(|| {
+        livekit_object(
+            &sim,
+            &headers,
+            &found.livekit_room(),
+            &identity,
+            &username,
+            &color,
+        )
+    });
+    let mut body = match &found {
+        Lookup::Registered(r) => json!({
+            "id": r.id,
+            "name": r.name,
+            "slug": r.slug,
+            "configuration": {},
+            "access_level": r.access_level.as_str(),
+            "is_administrable": false,
+        }),
+        Lookup::Unregistered { slug } => json!({
+            "id": null,
+            "slug": slug,
+            "access_level": "public",
+        }),
+    };
+    if let Some(lk) = livekit {
+        body["livekit"] = lk;
+    }
+    Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+struct EntryRequest {
+    #[serde(default)]
+    username: String,
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+async fn request_entry(
+    State(sim): State<Shared>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Option<Json<EntryRequest>>,
+) -> Response {
+    let Some(found) = sim.rooms.lookup(&room) else {
+        return not_found();
+    };
+    let username = body.map(|b| b.0.username).unwrap_or_default();
+    if username.trim().is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"username": ["This field may not be blank."]})),
+        )
+            .into_response();
+    }
+    let existing = cookie(&headers, LOBBY_COOKIE).filter(|c| !c.is_empty());
+    let id = existing
+        .clone()
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    let livekit_room = found.livekit_room();
+    let (entry, newly_waiting) = if found.access_level() == AccessLevel::Public {
+        (crate::lobby::LobbyEntry::accepted(&id, &username), false)
+    } else {
+        let mut lobby = sim.lobby.lock().unwrap();
+        let was_waiting = lobby
+            .waiting(&livekit_room, Instant::now())
+            .iter()
+            .any(|e| e.id == id);
+        let entry = lobby.request_entry(&livekit_room, &id, &username, Instant::now());
+        let newly = entry.status == EntryStatus::Waiting && !was_waiting;
+        (entry, newly)
+    };
+    if newly_waiting {
+        if let Some(r) = sim.sfu.existing_room(&livekit_room) {
+            tokio::spawn(async move {
+                r.send_server_data(br#"{"type":"participantWaiting"}"#.to_vec())
+                    .await;
+            });
+        }
+    }
+    let livekit = (entry.status == EntryStatus::Accepted).then(|| {
+        livekit_object(
+            &sim,
+            &headers,
+            &livekit_room,
+            &entry.id,
+            &username,
+            &entry.color,
+        )
+    });
+    let body = json!({
+        "id": entry.id,
+        "username": entry.username,
+        "status": entry.status,
+        "color": entry.color,
+        "livekit": livekit,
+    });
+    let mut response = Json(body).into_response();
+    if existing.is_none() {
+        let cookie =
+            format!("{LOBBY_COOKIE}={id}; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=43200");
+        response.headers_mut().insert(
+            header::SET_COOKIE,
+            cookie.parse().expect("valid cookie header"),
+        );
+    }
+    response
+}
+
+/// The refusal to send when the request lacks the admin token, if it does.
+fn refuse_unless_admin(sim: &Sim, headers: &HeaderMap) -> Option<Response> {
+    let Some(expected) = sim.admin_token.as_deref() else {
+        return Some(detail(
+            StatusCode::FORBIDDEN,
+            "host actions are disabled: start visio-sim with --admin-token <TOKEN> and send Authorization: Bearer <TOKEN>",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    (given != Some(expected)).then(|| {
+        detail(
+            StatusCode::UNAUTHORIZED,
+            "Authentication credentials were not provided.",
+        )
+    })
+}
+
+async fn waiting_participants(
+    State(sim): State<Shared>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&sim, &headers) {
+        return r;
+    }
+    let Some(found) = sim.rooms.lookup(&room) else {
+        return not_found();
+    };
+    let list = sim
+        .lobby
+        .lock()
+        .unwrap()
+        .waiting(&found.livekit_room(), Instant::now());
+    Json(json!({ "participants": list })).into_response()
+}
+
+#[derive(Deserialize)]
+struct EnterRequest {
+    participant_id: String,
+    allow_entry: bool,
+}
+
+async fn enter(
+    State(sim): State<Shared>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<EnterRequest>,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&sim, &headers) {
+        return r;
+    }
+    let Some(found) = sim.rooms.lookup(&room) else {
+        return not_found();
+    };
+    let result = sim.lobby.lock().unwrap().decide(
+        &found.livekit_room(),
+        &req.participant_id,
+        req.allow_entry,
+        Instant::now(),
+    );
+    match result {
+        Ok(_) => Json(json!({ "message": "Participant was updated." })).into_response(),
+        Err(e) => detail(StatusCode::NOT_FOUND, &e.to_string()),
+    }
+}
+
+fn rtc_query(query: &HashMap<String, String>, headers: &HeaderMap) -> RtcQuery {
+    RtcQuery::parse(
+        query,
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok()),
+    )
+}
+
+async fn rtc(
+    State(sim): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let q = rtc_query(&query, &headers);
+    let claims = match signal::authorize(&sim, &q) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(error = %e, "signalling connection refused");
+            return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+        }
+    };
+    match ws {
+        Ok(ws) => ws.on_upgrade(move |socket| signal::serve(sim, socket, claims, q)),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn rtc_validate(
+    State(sim): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    match signal::authorize(&sim, &rtc_query(&query, &headers)) {
+        Ok(_) => (StatusCode::OK, "success").into_response(),
+        Err(e) => (StatusCode::UNAUTHORIZED, e.to_string()).into_response(),
+    }
+}
+
+fn admin_room(sim: &Sim, room: &str) -> Option<Arc<crate::sfu::Room>> {
+    let name = sim
+        .rooms
+        .lookup(room)
+        .map(|l| l.livekit_room())
+        .unwrap_or_else(|| room.to_owned());
+    sim.sfu
+        .existing_room(&name)
+        .or_else(|| sim.sfu.existing_room(room))
+}
+
+async fn admin_participants(
+    State(sim): State<Shared>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&sim, &headers) {
+        return r;
+    }
+    let mut list = Vec::new();
+    if let Some(room) = admin_room(&sim, &room) {
+        for p in room.participants() {
+            list.push(p.summary().await);
+        }
+    }
+    Json(json!({ "participants": list })).into_response()
+}
+
+async fn admin_remove(
+    State(sim): State<Shared>,
+    Path((room, identity)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&sim, &headers) {
+        return r;
+    }
+    let Some(room) = admin_room(&sim, &room) else {
+        return detail(StatusCode::NOT_FOUND, "no such room");
+    };
+    let Some(p) = room.find_identity(&identity) else {
+        return detail(StatusCode::NOT_FOUND, "no such participant");
+    };
+    p.close_with(livekit_protocol::DisconnectReason::ParticipantRemoved);
+    room.remove(&p).await;
+    Json(json!({ "removed": identity })).into_response()
+}
+
+#[derive(Deserialize)]
+struct MuteRequest {
+    track_sid: String,
+    muted: bool,
+}
+
+async fn admin_mute(
+    State(sim): State<Shared>,
+    Path((room, identity)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(req): Json<MuteRequest>,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&sim, &headers) {
+        return r;
+    }
+    let Some(room) = admin_room(&sim, &room) else {
+        return detail(StatusCode::NOT_FOUND, "no such room");
+    };
+    let Some(p) = room.find_identity(&identity) else {
+        return detail(StatusCode::NOT_FOUND, "no such participant");
+    };
+    if p.set_muted(&req.track_sid, req.muted, true) {
+        Json(json!({ "track_sid": req.track_sid, "muted": req.muted })).into_response()
+    } else {
+        detail(StatusCode::NOT_FOUND, "no such track")
+    }
+}
+
+async fn livekit_client_js(State(sim): State<Shared>) -> Response {
+    let Some(dir) = sim.node_modules.as_ref() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "livekit-client is not installed: run scripts/deps.d/sim.sh and pass --web-modules",
+        )
+            .into_response();
+    };
+    let path = dir.join("livekit-client/dist/livekit-client.umd.js");
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => (
+            [(header::CONTENT_TYPE, "text/javascript")],
+            Body::from(bytes),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::NOT_FOUND,
+            format!(
+                "{}: {e}; run scripts/deps.d/sim.sh to install livekit-client",
+                path.display()
+            ),
+        )
+            .into_response(),
+    }
+}

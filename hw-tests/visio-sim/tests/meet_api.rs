@@ -1,0 +1,360 @@
+//! The Meet REST API and token checks of the real `visio-sim` binary, as a device and a host
+//! see them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::SimServer;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use visio_sim::token::{TokenAuthority, VideoGrant};
+
+async fn get(url: &str) -> (StatusCode, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().unwrap()
+}
+
+/// POST request-entry with an explicit cookie (the real one is `Secure`, so it is sent back by
+/// hand over plain http, as the spec says a device must).
+async fn request_entry(
+    sim: &SimServer,
+    slug: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, Value, Option<String>) {
+    let mut req = client()
+        .post(format!("{}/api/v1.0/rooms/{slug}/request-entry/", sim.url))
+        .json(&json!({"username": "Salle Jaurès"}));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", format!("lobbyParticipantId={c}"));
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let set_cookie = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, r.json().await.unwrap(), set_cookie)
+}
+
+async fn host_get(sim: &SimServer, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut req = client().get(format!("{}{path}", sim.url));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn host_enter(sim: &SimServer, room: &str, id: &str, allow: bool) -> StatusCode {
+    client()
+        .post(format!("{}/api/v1.0/rooms/{room}/enter/", sim.url))
+        .bearer_auth("host-secret")
+        .json(&json!({"participant_id": id, "allow_entry": allow}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn validate(sim: &SimServer, token: &str) -> (StatusCode, String) {
+    let r = reqwest::get(format!("{}/rtc/validate?access_token={token}", sim.url))
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn config_points_livekit_at_the_simulator_itself() {
+    let sim = SimServer::start(&[]);
+    let (status, config) = get(&format!("{}/api/v1.0/config/", sim.url)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(config["livekit"]["url"], sim.url.as_str());
+    assert_eq!(config["livekit"]["force_wss_protocol"], false);
+    assert_eq!(config["auto_mute_on_join_threshold"], 50);
+}
+
+#[tokio::test]
+async fn an_unregistered_room_is_public_and_its_livekit_room_is_the_slug() {
+    let sim = SimServer::start(&[]);
+    let (status, room) = get(&format!(
+        "{}/api/v1.0/rooms/ABCDEFGHIJ/?username=Salle",
+        sim.url
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(room["id"], Value::Null);
+    assert_eq!(room["slug"], "abc-defg-hij");
+    assert_eq!(room["access_level"], "public");
+    assert_eq!(room["livekit"]["room"], "abc-defg-hij");
+    assert_eq!(room["livekit"]["url"], sim.url.as_str());
+    let token = room["livekit"]["token"].as_str().unwrap();
+    let claims = TokenAuthority::new("devkey", "secret")
+        .validate(token)
+        .unwrap();
+    assert_eq!(claims.name, "Salle");
+    assert_eq!(claims.video.room, "abc-defg-hij");
+    assert_eq!(claims.video.can_update_own_metadata, Some(false));
+    assert_eq!(claims.attributes["is_authenticated"], "false");
+    assert!(claims.attributes["color"].starts_with("hsl("));
+    assert!(claims.exp - claims.nbf >= 6 * 3600);
+    assert_eq!(validate(&sim, token).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_rooms_are_404_when_unregistered_rooms_are_off() {
+    let sim = SimServer::start(&["--no-unregistered-rooms", "--room", "abc-defg-hij:public"]);
+    let (status, body) = get(&format!(
+        "{}/api/v1.0/rooms/xyz-abcd-efg/?username=A",
+        sim.url
+    ))
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["detail"], "No Room matches the given query.");
+    let (status, room) = get(&format!(
+        "{}/api/v1.0/rooms/abc-defg-hij/?username=A",
+        sim.url
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // A registered room's LiveKit room is its UUID, and it can be looked up by UUID too.
+    let id = room["id"].as_str().unwrap().to_owned();
+    assert_eq!(room["livekit"]["room"], id.as_str());
+    let (status, again) = get(&format!("{}/api/v1.0/rooms/{id}/?username=A", sim.url)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["slug"], "abc-defg-hij");
+}
+
+#[tokio::test]
+async fn a_trusted_room_puts_an_anonymous_device_in_the_lobby_until_the_host_admits_it() {
+    let sim = SimServer::start(&[
+        "--room",
+        "abc-defg-hij:trusted",
+        "--admin-token",
+        "host-secret",
+    ]);
+    let (_, room) = get(&format!(
+        "{}/api/v1.0/rooms/abc-defg-hij/?username=Salle",
+        sim.url
+    ))
+    .await;
+    assert_eq!(room["access_level"], "trusted");
+    assert!(
+        room.get("livekit").is_none(),
+        "no token for an anonymous participant: {room}"
+    );
+    let room_id = room["id"].as_str().unwrap().to_owned();
+
+    let (status, entry, cookie) = request_entry(&sim, "abc-defg-hij", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(entry["status"], "waiting");
+    assert_eq!(entry["livekit"], Value::Null);
+    let id = entry["id"].as_str().unwrap().to_owned();
+    let cookie = cookie.expect("the first reply sets the lobby cookie");
+    assert!(
+        cookie.starts_with(&format!("lobbyParticipantId={id};")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+
+    // The host sees it waiting, only with the admin token.
+    let path = format!("/api/v1.0/rooms/{room_id}/waiting-participants/");
+    assert_eq!(
+        host_get(&sim, &path, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        host_get(&sim, &path, Some("wrong")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, waiting) = host_get(&sim, &path, Some("host-secret")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(waiting["participants"][0]["id"], id.as_str());
+    assert_eq!(waiting["participants"][0]["username"], "Salle Jaurès");
+    assert_eq!(waiting["participants"][0]["status"], "waiting");
+
+    assert_eq!(host_enter(&sim, &room_id, &id, true).await, StatusCode::OK);
+    let (_, entry, cookie_again) = request_entry(&sim, "abc-defg-hij", Some(&id)).await;
+    assert!(cookie_again.is_none(), "the cookie is set only once");
+    assert_eq!(entry["status"], "accepted");
+    assert_eq!(entry["livekit"]["room"], room_id.as_str());
+    let token = entry["livekit"]["token"].as_str().unwrap();
+    let claims = TokenAuthority::new("devkey", "secret")
+        .validate(token)
+        .unwrap();
+    assert_eq!(claims.sub, id, "the lobby id becomes the LiveKit identity");
+    assert_eq!(validate(&sim, token).await.0, StatusCode::OK);
+    assert!(
+        host_get(&sim, &path, Some("host-secret")).await.1["participants"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_denied_device_is_told_so_and_may_ask_again_later() {
+    let sim = SimServer::start(&[
+        "--room",
+        "abc-defg-hij:restricted",
+        "--admin-token",
+        "host-secret",
+    ]);
+    let (_, entry, _) = request_entry(&sim, "abc-defg-hij", None).await;
+    let id = entry["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        host_enter(&sim, "abc-defg-hij", &id, false).await,
+        StatusCode::OK
+    );
+    let (_, entry, _) = request_entry(&sim, "abc-defg-hij", Some(&id)).await;
+    assert_eq!(entry["status"], "denied");
+    assert_eq!(entry["livekit"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_waiting_entry_expires_3_s_after_the_last_poll() {
+    let sim = SimServer::start(&[
+        "--room",
+        "abc-defg-hij:trusted",
+        "--admin-token",
+        "host-secret",
+    ]);
+    let path = "/api/v1.0/rooms/abc-defg-hij/waiting-participants/";
+    let (_, entry, _) = request_entry(&sim, "abc-defg-hij", None).await;
+    let id = entry["id"].as_str().unwrap().to_owned();
+    // Polling every second keeps it waiting.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            request_entry(&sim, "abc-defg-hij", Some(&id)).await.1["status"],
+            "waiting"
+        );
+    }
+    assert_eq!(
+        host_get(&sim, path, Some("host-secret")).await.1["participants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    assert!(
+        host_get(&sim, path, Some("host-secret")).await.1["participants"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Admitting an expired entry fails like Meet's "participant not found".
+    assert_eq!(
+        host_enter(&sim, "abc-defg-hij", &id, true).await,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn host_actions_are_refused_without_an_admin_token_configured() {
+    let sim = SimServer::start(&["--room", "abc-defg-hij:trusted"]);
+    let (status, body) = host_get(
+        &sim,
+        "/api/v1.0/rooms/abc-defg-hij/waiting-participants/",
+        Some("x"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["detail"].as_str().unwrap().contains("--admin-token"));
+}
+
+#[tokio::test]
+async fn request_entry_needs_a_username() {
+    let sim = SimServer::start(&["--room", "abc-defg-hij:trusted"]);
+    let r = client()
+        .post(format!(
+            "{}/api/v1.0/rooms/abc-defg-hij/request-entry/",
+            sim.url
+        ))
+        .json(&json!({"username": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+fn grant(room: &str) -> VideoGrant {
+    VideoGrant {
+        room_join: true,
+        room: room.into(),
+        ..Default::default()
+    }
+}
+
+/// Tries a WebSocket upgrade on /rtc and returns the HTTP status of a refusal (or 101).
+async fn upgrade_status(sim: &SimServer, token: &str) -> u16 {
+    let url = format!("{}/rtc?access_token={token}&protocol=16", sim.ws_url());
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("unexpected upgrade error: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn forged_expired_and_wrong_room_tokens_are_refused_with_401() {
+    let sim = SimServer::start(&["--room", "abc-defg-hij:trusted"]);
+    let ours = TokenAuthority::new("devkey", "secret");
+    let good = ours.sign(&ours.claims(
+        "alice",
+        "Alice",
+        grant("xyz-abcd-efg"),
+        Duration::from_secs(600),
+    ));
+    assert_eq!(upgrade_status(&sim, &good).await, 101);
+
+    let forged = TokenAuthority::new("devkey", "not-the-secret").sign(&ours.claims(
+        "mallory",
+        "",
+        grant("xyz-abcd-efg"),
+        Duration::from_secs(600),
+    ));
+    let mut expired_claims =
+        ours.claims("bob", "", grant("xyz-abcd-efg"), Duration::from_secs(600));
+    expired_claims.nbf -= 7200;
+    expired_claims.exp -= 3600;
+    let expired = ours.sign(&expired_claims);
+    // A registered room's LiveKit room is its UUID: its slug is not a room Meet hands out.
+    let wrong_room =
+        ours.sign(&ours.claims("carol", "", grant("abc-defg-hij"), Duration::from_secs(600)));
+    let no_join =
+        ours.sign(&ours.claims("dave", "", VideoGrant::default(), Duration::from_secs(600)));
+    for (what, token) in [
+        ("forged", &forged),
+        ("expired", &expired),
+        ("wrong room", &wrong_room),
+        ("no roomJoin", &no_join),
+    ] {
+        assert_eq!(upgrade_status(&sim, token).await, 401, "{what} token");
+        let (status, text) = validate(&sim, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} token");
+        assert!(!text.is_empty());
+    }
+    assert!(validate(&sim, &expired).await.1.contains("expired"));
+    assert_eq!(upgrade_status(&sim, "").await, 401);
+}
+
+#[tokio::test]
+async fn the_single_peer_connection_path_is_404_so_clients_fall_back_to_rtc() {
+    let sim = SimServer::start(&[]);
+    let r = reqwest::get(format!("{}/rtc/v1?join_request=abc", sim.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
