@@ -1012,7 +1012,7 @@ impl RoomDaemon {
     /// `systemctl stop`: SIGTERM to the daemon (`pid`), then STOPPING=1 and a clean exit well
     /// within the unit's TimeoutStopSec=20s. Returns how long it took.
     fn stop(&mut self, pid: u32) -> Duration {
-        let mut term = Command::new("kill");
+        let mut term = Command::new(tool("kill", "procps"));
         term.args(["-TERM", &pid.to_string()]);
         assert!(run(term, "kill -TERM visio-roomd").status.success());
         let stopping = Instant::now();
