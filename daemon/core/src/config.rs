@@ -509,7 +509,7 @@ impl Reader<'_> {
             m.video_source = match v.as_str() {
                 "auto" => VideoSource::Auto,
                 "test" => VideoSource::Test,
-                p if p.starts_with("/dev/") => VideoSource::Device(p.into()),
+                p if is_device_path(p) => VideoSource::Device(p.into()),
                 _ => {
                     return Err(self.error(
                         Some(span),
@@ -747,6 +747,18 @@ impl Reader<'_> {
     }
 }
 
+/// A path under `/dev/` without `..`, empty components or control characters: the
+/// configuration may come from the fleet, and must not name a file elsewhere.
+fn is_device_path(p: &str) -> bool {
+    p.strip_prefix("/dev/").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+            && !rest.chars().any(char::is_control)
+    })
+}
+
 fn dotted(section: Option<&str>, key: &str) -> String {
     match section {
         Some(s) => format!("{s}.{key}"),
@@ -881,8 +893,24 @@ max_attempts = 3
             e.contains("media.video_sink: expected \"auto\", \"kms\", \"window\" or \"none\""),
             "{e}"
         );
-        let e = err("[media]\nvideo_source = \"webcam\"\n");
-        assert!(e.contains("/dev/video0"), "{e}");
+        for bad in [
+            "webcam",
+            "/dev/",
+            "/dev/../etc/shadow",
+            "/dev//video0",
+            "video0",
+        ] {
+            let e = err(&format!("[media]\nvideo_source = {bad:?}\n"));
+            assert!(
+                e.contains("media.video_source: expected") && e.contains("/dev/video0"),
+                "{e}"
+            );
+        }
+        let c = parse(
+            "[media]\nvideo_source = \"/dev/v4l/by-path/platform-xhci-usb-0:1:1.0-video-index0\"\n",
+        )
+        .unwrap();
+        assert!(matches!(c.media.video_source, VideoSource::Device(_)));
         let e = err("[room]\njoin_muted = \"yes\"\n");
         assert!(
             e.contains("room.join_muted: expected true or false, got a string"),
