@@ -197,6 +197,7 @@ pub async fn serve(sim: Arc<Sim>, mut socket: WebSocket, claims: Claims, q: RtcQ
                     WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
                     WsMessage::Text(_) => {
                         garbage(&mut socket, "text frames are not supported: send binary protobuf SignalRequest").await;
+                        left = true;
                         break;
                     }
                 };
@@ -205,6 +206,8 @@ pub async fn serve(sim: Arc<Sim>, mut socket: WebSocket, claims: Claims, q: RtcQ
                     Err(e) => {
                         tracing::info!(identity = %participant.identity, error = %e, "undecodable signal message: closing that connection");
                         garbage(&mut socket, "invalid SignalRequest protobuf").await;
+                        // A protocol violation is not a network drop: no resume window.
+                        left = true;
                         break;
                     }
                 };

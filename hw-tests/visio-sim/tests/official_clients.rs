@@ -1,0 +1,139 @@
+//! The official LiveKit clients against the real `visio-sim`: the npm `livekit-client` in
+//! headless Debian Chromium (the meeting page, fake camera and microphone) and the PyPI
+//! `livekit` SDK (Google's libwebrtc). Each must decode the other's video and hear the other's
+//! audio. Everything runs in a private network namespace, on loopback addresses only.
+//!
+//! Needs `scripts/deps.d/sim.sh` (Chromium, npm modules, Python venv) and root.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    enter_loopback_only_netns, require_chromium_and_livekit_client, venv_python, Peer, SimServer,
+};
+use serde_json::Value;
+
+/// The Python peer's view of the first remote track of `kind`.
+fn python_track(line: &Value, kind: &str) -> Option<Value> {
+    line["remote"]
+        .as_object()?
+        .values()
+        .find(|t| t["kind"] == kind)
+        .cloned()
+}
+
+/// The browser's view of the first remote track of `kind`.
+fn browser_track(line: &Value, kind: &str) -> Option<Value> {
+    line["remote"]
+        .as_array()?
+        .iter()
+        .find(|t| t["kind"] == kind)
+        .cloned()
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(0.0)
+}
+
+#[test]
+fn browser_and_python_sdk_see_and_hear_each_other() {
+    let python = venv_python();
+    require_chromium_and_livekit_client();
+    enter_loopback_only_netns();
+    let sim = SimServer::start(&["--admin-token", "host-secret"]);
+    let room = "abc-defg-hij";
+    let mut browser = Peer::start(
+        &python,
+        "chrome_peer.py",
+        &[
+            "--url",
+            &sim.url,
+            "--room",
+            room,
+            "--name",
+            "Navigateur",
+            "--seconds",
+            "50",
+        ],
+    );
+    let mut sdk = Peer::start(
+        &python,
+        "python_peer.py",
+        &[
+            "--url",
+            &sim.url,
+            "--room",
+            room,
+            "--name",
+            "Salle",
+            "--seconds",
+            "50",
+        ],
+    );
+
+    // The Python SDK decodes the browser's camera (frames rising, a simulcast layer of the
+    // fake camera's 16:9 picture) and hears its microphone.
+    let first = sdk
+        .wait_for(Duration::from_secs(30), |l| {
+            python_track(l, "video").is_some_and(|t| num(&t, "frames") >= 30.0)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the Python SDK decoded no browser video: {}\n{}\n{}",
+                sdk.last(),
+                sdk.log(),
+                sim.log()
+            )
+        });
+    let v1 = python_track(&first, "video").unwrap();
+    let later = sdk
+        .wait_for(Duration::from_secs(5), |l| {
+            python_track(l, "video").is_some_and(|t| num(&t, "frames") >= num(&v1, "frames") + 20.0)
+        })
+        .unwrap_or_else(|| panic!("browser video stalled at the Python SDK: {}", sdk.last()));
+    let v2 = python_track(&later, "video").unwrap();
+    let (w, h) = (num(&v2, "width"), num(&v2, "height"));
+    assert!(
+        w >= 320.0 && (w / h - 16.0 / 9.0).abs() < 0.02,
+        "browser video decoded at {w}x{h}"
+    );
+    let a = python_track(&later, "audio").expect("browser audio track at the Python SDK");
+    assert!(
+        num(&a, "frames") > 100.0 && num(&a, "rms") > 0.005,
+        "browser audio at the Python SDK: {a}"
+    );
+
+    // The browser decodes the Python SDK's 640x480 pattern and hears its 440 Hz tone.
+    let seen = browser
+        .wait_for(Duration::from_secs(20), |l| {
+            browser_track(l, "video").is_some_and(|t| num(&t, "framesDecoded") >= 30.0)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the browser decoded no Python video: {}\n{}",
+                browser.last(),
+                browser.log()
+            )
+        });
+    let b1 = browser_track(&seen, "video").unwrap();
+    let later = browser
+        .wait_for(Duration::from_secs(5), |l| {
+            browser_track(l, "video")
+                .is_some_and(|t| num(&t, "framesDecoded") >= num(&b1, "framesDecoded") + 20.0)
+        })
+        .unwrap_or_else(|| panic!("Python video stalled in the browser: {}", browser.last()));
+    let b2 = browser_track(&later, "video").unwrap();
+    let (w, h) = (num(&b2, "frameWidth"), num(&b2, "frameHeight"));
+    assert!(
+        w >= 480.0 && (w / h - 4.0 / 3.0).abs() < 0.02,
+        "Python video decoded at {w}x{h} in the browser"
+    );
+    let a = browser_track(&later, "audio").expect("Python audio track in the browser");
+    assert!(
+        num(&a, "audioLevel") > 0.1,
+        "Python tone level in the browser: {a}"
+    );
+    assert!(num(&a, "totalAudioEnergy") > 0.0);
+    assert_eq!(later["phase"], "connected");
+}

@@ -1,0 +1,428 @@
+//! LiveKit signalling on `/rtc` of the real `visio-sim` binary, spoken with the protocol's own
+//! prost types: join, ping, publish, updates, leave, duplicate identity, garbage, server mute.
+
+mod common;
+
+use std::time::Duration;
+
+use common::SimServer;
+use futures_util::{SinkExt, StreamExt};
+use livekit_protocol as proto;
+use prost::Message as _;
+use proto::signal_request::Message as Req;
+use proto::signal_response::Message as Resp;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use visio_sim::token::{TokenAuthority, VideoGrant};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn token(identity: &str, room: &str) -> String {
+    let auth = TokenAuthority::new("devkey", "secret");
+    let grant = VideoGrant {
+        room_join: true,
+        room: room.into(),
+        ..Default::default()
+    };
+    auth.sign(&auth.claims(identity, identity, grant, Duration::from_secs(600)))
+}
+
+async fn connect(sim: &SimServer, identity: &str, room: &str) -> Ws {
+    let url = format!(
+        "{}/rtc?access_token={}&auto_subscribe=1&protocol=16&sdk=rust",
+        sim.ws_url(),
+        token(identity, room)
+    );
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("signalling upgrade")
+        .0
+}
+
+async fn send(ws: &mut Ws, msg: Req) {
+    let bytes = proto::SignalRequest { message: Some(msg) }.encode_to_vec();
+    ws.send(WsMessage::Binary(bytes.into())).await.unwrap();
+}
+
+/// The next response for which `pick` returns Some, skipping others (offers, trickles...).
+async fn next<T>(ws: &mut Ws, mut pick: impl FnMut(Resp) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("expected signal response within 5 s")
+            .expect("socket open")
+            .expect("socket ok");
+        if let WsMessage::Binary(b) = msg {
+            let resp = proto::SignalResponse::decode(b).expect("valid SignalResponse");
+            if let Some(t) = resp.message.and_then(&mut pick) {
+                return t;
+            }
+        }
+    }
+}
+
+async fn join(ws: &mut Ws) -> proto::JoinResponse {
+    next(ws, |m| match m {
+        Resp::Join(j) => Some(j),
+        _ => None,
+    })
+    .await
+}
+
+async fn update_about(ws: &mut Ws, identity: &str) -> proto::ParticipantInfo {
+    let identity = identity.to_owned();
+    next(ws, move |m| match m {
+        Resp::Update(u) => u.participants.into_iter().find(|p| p.identity == identity),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_participant_joins_and_is_announced_to_the_room() {
+    let sim = SimServer::start(&[]);
+    let mut salle = connect(&sim, "salle", "abc-defg-hij").await;
+    let j = join(&mut salle).await;
+    let me = j.participant.unwrap();
+    assert!(me.sid.starts_with("PA_"), "{}", me.sid);
+    assert_eq!(me.identity, "salle");
+    assert_eq!(j.room.as_ref().unwrap().name, "abc-defg-hij");
+    assert!(j.room.unwrap().sid.starts_with("RM_"));
+    assert!(j.subscriber_primary);
+    assert_eq!((j.ping_interval, j.ping_timeout), (5, 15));
+    assert_eq!(j.server_info.unwrap().protocol, 16);
+    assert!(j.other_participants.is_empty());
+    assert!(j
+        .enabled_publish_codecs
+        .iter()
+        .any(|c| c.mime == "video/VP8"));
+    // The server offers the subscriber connection (with its data channels) right away.
+    let offer = next(&mut salle, |m| match m {
+        Resp::Offer(o) => Some(o),
+        _ => None,
+    })
+    .await;
+    assert!(offer.sdp.contains("m=application"), "{}", offer.sdp);
+
+    let mut alice = connect(&sim, "alice", "abc-defg-hij").await;
+    let j = join(&mut alice).await;
+    assert_eq!(j.other_participants.len(), 1);
+    assert_eq!(j.other_participants[0].identity, "salle");
+    let seen = update_about(&mut salle, "alice").await;
+    assert_eq!(seen.name, "alice");
+}
+
+#[tokio::test]
+async fn pings_are_answered_in_both_forms() {
+    let sim = SimServer::start(&[]);
+    let mut ws = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut ws).await;
+    send(&mut ws, Req::Ping(1234)).await;
+    assert_eq!(
+        next(&mut ws, |m| if let Resp::Pong(t) = m {
+            Some(t)
+        } else {
+            None
+        })
+        .await,
+        1234
+    );
+    send(
+        &mut ws,
+        Req::PingReq(proto::Ping {
+            timestamp: 5678,
+            rtt: 12,
+        }),
+    )
+    .await;
+    let pong = next(&mut ws, |m| {
+        if let Resp::PongResp(p) = m {
+            Some(p)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert_eq!(pong.last_ping_timestamp, 5678);
+    assert!(pong.timestamp > 0);
+}
+
+#[tokio::test]
+async fn add_track_is_answered_with_a_published_track_that_others_see() {
+    let sim = SimServer::start(&[]);
+    let mut salle = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut salle).await;
+    let mut alice = connect(&sim, "alice", "abc-defg-hij").await;
+    join(&mut alice).await;
+    send(
+        &mut salle,
+        Req::AddTrack(proto::AddTrackRequest {
+            cid: "camera-cid".into(),
+            name: "camera".into(),
+            r#type: proto::TrackType::Video as i32,
+            source: proto::TrackSource::Camera as i32,
+            width: 1280,
+            height: 720,
+            ..Default::default()
+        }),
+    )
+    .await;
+    let published = next(&mut salle, |m| {
+        if let Resp::TrackPublished(t) = m {
+            Some(t)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert_eq!(published.cid, "camera-cid");
+    let track = published.track.unwrap();
+    assert!(track.sid.starts_with("TR_"));
+    assert_eq!((track.width, track.height), (1280, 720));
+    let info = next(&mut alice, |m| match m {
+        Resp::Update(u) => u
+            .participants
+            .into_iter()
+            .find(|p| p.identity == "salle" && !p.tracks.is_empty()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(info.tracks[0].sid, track.sid);
+    assert_eq!(info.tracks[0].source, proto::TrackSource::Camera as i32);
+
+    // Muting is announced too.
+    send(
+        &mut salle,
+        Req::Mute(proto::MuteTrackRequest {
+            sid: track.sid.clone(),
+            muted: true,
+        }),
+    )
+    .await;
+    let info = next(&mut alice, |m| match m {
+        Resp::Update(u) => u
+            .participants
+            .into_iter()
+            .find(|p| p.tracks.first().is_some_and(|t| t.muted)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(info.identity, "salle");
+}
+
+#[tokio::test]
+async fn a_host_can_mute_a_participant_from_the_server() {
+    let sim = SimServer::start(&["--admin-token", "host-secret"]);
+    let mut salle = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut salle).await;
+    send(
+        &mut salle,
+        Req::AddTrack(proto::AddTrackRequest {
+            cid: "mic".into(),
+            r#type: proto::TrackType::Audio as i32,
+            source: proto::TrackSource::Microphone as i32,
+            ..Default::default()
+        }),
+    )
+    .await;
+    let sid = next(&mut salle, |m| {
+        if let Resp::TrackPublished(t) = m {
+            t.track.map(|t| t.sid)
+        } else {
+            None
+        }
+    })
+    .await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/sim/v1/rooms/abc-defg-hij/participants/salle/mute",
+            sim.url
+        ))
+        .bearer_auth("host-secret")
+        .json(&serde_json::json!({"track_sid": sid, "muted": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mute = next(&mut salle, |m| {
+        if let Resp::Mute(m) = m {
+            Some(m)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert_eq!(mute.sid, sid);
+    assert!(mute.muted);
+    let list: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/sim/v1/rooms/abc-defg-hij/participants",
+            sim.url
+        ))
+        .bearer_auth("host-secret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["participants"][0]["tracks"][0]["muted"], true);
+}
+
+#[tokio::test]
+async fn leaving_is_announced_as_disconnected() {
+    let sim = SimServer::start(&[]);
+    let mut salle = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut salle).await;
+    let mut alice = connect(&sim, "alice", "abc-defg-hij").await;
+    join(&mut alice).await;
+    update_about(&mut salle, "alice").await;
+    send(
+        &mut alice,
+        Req::Leave(proto::LeaveRequest {
+            reason: proto::DisconnectReason::ClientInitiated as i32,
+            action: proto::leave_request::Action::Disconnect as i32,
+            ..Default::default()
+        }),
+    )
+    .await;
+    let gone = update_about(&mut salle, "alice").await;
+    assert_eq!(
+        gone.state,
+        proto::participant_info::State::Disconnected as i32
+    );
+}
+
+#[tokio::test]
+async fn a_second_connection_with_the_same_identity_evicts_the_first() {
+    let sim = SimServer::start(&[]);
+    let mut first = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut first).await;
+    let mut second = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut second).await;
+    let leave = next(&mut first, |m| {
+        if let Resp::Leave(l) = m {
+            Some(l)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert_eq!(
+        leave.reason,
+        proto::DisconnectReason::DuplicateIdentity as i32
+    );
+    assert_eq!(
+        leave.action,
+        proto::leave_request::Action::Disconnect as i32
+    );
+    // The first socket is then closed.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = first.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok());
+}
+
+#[tokio::test]
+async fn garbage_on_one_socket_closes_only_that_connection() {
+    let mut sim = SimServer::start(&[]);
+    let mut salle = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut salle).await;
+    let mut vandal = connect(&sim, "vandal", "abc-defg-hij").await;
+    join(&mut vandal).await;
+    vandal
+        .send(WsMessage::Binary(vec![0xff, 0x13, 0x37, 0x00, 0x99].into()))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match vandal.next().await {
+                Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the garbage connection is closed");
+    assert_eq!(closed, Some(1007));
+    let disconnected = proto::participant_info::State::Disconnected as i32;
+    next(&mut salle, |m| match m {
+        Resp::Update(u) => u
+            .participants
+            .into_iter()
+            .find(|p| p.identity == "vandal" && p.state == disconnected),
+        _ => None,
+    })
+    .await;
+    send(&mut salle, Req::Ping(42)).await;
+    assert_eq!(
+        next(&mut salle, |m| if let Resp::Pong(t) = m {
+            Some(t)
+        } else {
+            None
+        })
+        .await,
+        42
+    );
+    assert!(sim.is_running());
+}
+
+#[tokio::test]
+async fn a_resume_of_an_unknown_participant_asks_for_a_full_reconnect() {
+    let sim = SimServer::start(&[]);
+    let url = format!(
+        "{}/rtc?access_token={}&reconnect=1&sid=PA_nobody&protocol=16",
+        sim.ws_url(),
+        token("salle", "abc-defg-hij")
+    );
+    let mut ws = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    let leave = next(&mut ws, |m| {
+        if let Resp::Leave(l) = m {
+            Some(l)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert_eq!(leave.action, proto::leave_request::Action::Reconnect as i32);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_can_be_resumed_with_its_sid() {
+    let sim = SimServer::start(&[]);
+    let mut ws = connect(&sim, "salle", "abc-defg-hij").await;
+    let sid = join(&mut ws).await.participant.unwrap().sid;
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = format!(
+        "{}/rtc?access_token={}&reconnect=1&sid={sid}&protocol=16",
+        sim.ws_url(),
+        token("salle", "abc-defg-hij")
+    );
+    let mut ws = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    next(&mut ws, |m| {
+        if let Resp::Reconnect(r) = m {
+            Some(r)
+        } else {
+            None
+        }
+    })
+    .await;
+    send(&mut ws, Req::Ping(7)).await;
+    assert_eq!(
+        next(&mut ws, |m| if let Resp::Pong(t) = m {
+            Some(t)
+        } else {
+            None
+        })
+        .await,
+        7
+    );
+}
