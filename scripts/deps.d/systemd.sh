@@ -12,6 +12,8 @@
 #   xmllint (the D-Bus policy is well-formed)      libxml2-utils
 #   strace (the daemon's system calls vs the unit) strace
 #   kill (SIGTERM to the daemon, as systemctl stop) procps
+#   systemd-nspawn (the unit under a real systemd)   systemd-container
+#   dbus.service inside that container             dbus
 #
 # Nothing else: the tests build their users with systemd-sysusers in a scratch root, never on
 # the host. Usage: scripts/deps.d/systemd.sh [<repo root>]. Idempotent, non-interactive, runs
@@ -19,7 +21,8 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(systemd dbus-daemon dbus-system-bus-common dbus-bin python3 python3-dbus python3-gi
-          util-linux mount libxml2-utils strace procps)
+          util-linux mount libxml2-utils strace procps
+          systemd-container dbus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
