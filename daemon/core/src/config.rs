@@ -342,7 +342,10 @@ impl Config {
     /// Parses configuration text; `origin` is the file named in errors.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         let reader = Reader { text, origin };
-        let doc = DeTable::parse(text).map_err(|e| reader.error(e.span(), None, e.message()))?;
+        let doc = DeTable::parse(text).map_err(|e| {
+            let key = e.span().and_then(|span| key_at(text, span.start));
+            reader.error(e.span(), key.as_deref(), e.message())
+        })?;
         reader.config(doc.get_ref())
     }
 
@@ -595,12 +598,25 @@ impl Reader<'_> {
             j.leave_timeout_ms = v as u64;
         }
         if j.max_backoff_ms < j.initial_backoff_ms {
-            let span = t.get("max_backoff_ms").map(|v| v.span());
-            return Err(self.error(
-                span,
-                Some("join.max_backoff_ms"),
-                "must be at least join.initial_backoff_ms",
-            ));
+            // Point at whichever of the two the file sets (the other one is the default).
+            return Err(match t.get("max_backoff_ms") {
+                Some(max) => self.error(
+                    Some(max.span()),
+                    Some("join.max_backoff_ms"),
+                    &format!(
+                        "must be at least join.initial_backoff_ms ({})",
+                        j.initial_backoff_ms
+                    ),
+                ),
+                None => self.error(
+                    t.get("initial_backoff_ms").map(|v| v.span()),
+                    Some("join.initial_backoff_ms"),
+                    &format!(
+                        "must be at most join.max_backoff_ms ({}, the default); raise that too",
+                        j.max_backoff_ms
+                    ),
+                ),
+            });
         }
         Ok(())
     }
@@ -644,8 +660,8 @@ impl Reader<'_> {
                     Some(item.span()),
                     Some(name),
                     &format!(
-                        "expected a section [{name}], got a {}",
-                        item.get_ref().type_str()
+                        "expected a section [{name}], got {}",
+                        a_type(item.get_ref().type_str())
                     ),
                 )
             }),
@@ -660,7 +676,10 @@ impl Reader<'_> {
         self.error(
             Some(item.span()),
             Some(&format!("{section}.{key}")),
-            &format!("expected {expected}, got a {}", item.get_ref().type_str()),
+            &format!(
+                "expected {expected}, got {}",
+                a_type(item.get_ref().type_str())
+            ),
         )
     }
 
@@ -731,11 +750,18 @@ impl Reader<'_> {
             return Ok(None);
         };
         let expected = format!("a whole number from {min} to {max}");
-        let value = item
+        let integer = item
             .get_ref()
             .as_integer()
-            .and_then(|i| i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok())
             .ok_or_else(|| self.type_error(item, section, key, &expected))?;
+        let value = i64::from_str_radix(&integer.as_str().replace('_', ""), integer.radix())
+            .map_err(|_| {
+                self.error(
+                    Some(item.span()),
+                    Some(&format!("{section}.{key}")),
+                    &format!("expected {expected}, got {}", integer.as_str()),
+                )
+            })?;
         if !(min..=max).contains(&value) {
             return Err(self.error(
                 Some(item.span()),
@@ -745,6 +771,60 @@ impl Reader<'_> {
         }
         Ok(Some(value))
     }
+}
+
+/// The dotted key a syntax error at byte `offset` is about, read from the text around it: the
+/// key of a `key = value` line (when the error is in its value) and the table header above.
+/// `None` when the line is not an assignment (the error is then in a header or a key).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    if !text.is_char_boundary(offset) {
+        return None;
+    }
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[line_start..line_end];
+    let (key, _) = line.split_once('=')?;
+    if line_start + key.len() >= offset {
+        return None;
+    }
+    let key = key.trim();
+    let bare = |k: &str| {
+        !k.is_empty()
+            && k.split('.').all(|part| {
+                let part = part.trim();
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            })
+    };
+    if !bare(key) {
+        return None;
+    }
+    let header = text[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l
+            .strip_prefix('[')?
+            .split(']')
+            .next()?
+            .trim_matches(['[', ' ']);
+        bare(inner).then(|| inner.to_owned())
+    });
+    Some(match header {
+        Some(h) => format!("{h}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// "a string", "an integer": the TOML type of a value, for messages.
+fn a_type(type_str: &str) -> String {
+    let article = if type_str.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {type_str}")
 }
 
 /// A path under `/dev/` without `..`, empty components or control characters: the
@@ -768,7 +848,10 @@ fn dotted(section: Option<&str>, key: &str) -> String {
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -918,15 +1001,21 @@ max_attempts = 3
         );
         let e = err("media = 3\n");
         assert!(
-            e.contains("media: expected a section [media], got a integer")
-                || e.contains("media: expected a section [media]"),
+            e.contains(":1:9: media: expected a section [media], got an integer"),
             "{e}"
         );
         let e = err("[room]\nname = \"\"\n");
         assert!(e.contains("room.name"), "{e}");
         let e = err("[join]\ninitial_backoff_ms = 5000\nmax_backoff_ms = 1000\n");
         assert!(
-            e.contains("join.max_backoff_ms: must be at least join.initial_backoff_ms"),
+            e.contains(
+                ":3:18: join.max_backoff_ms: must be at least join.initial_backoff_ms (5000)"
+            ),
+            "{e}"
+        );
+        let e = err("[join]\ninitial_backoff_ms = 100000\n");
+        assert!(
+            e.contains(":2:22: join.initial_backoff_ms: must be at most join.max_backoff_ms (60000, the default)"),
             "{e}"
         );
     }
@@ -968,6 +1057,36 @@ max_attempts = 3
     }
 
     #[test]
+    fn syntax_errors_name_the_key_when_there_is_one() {
+        for (text, expected) in [
+            (
+                "[room]\nname = Salle\n",
+                ":2:8: room.name: string values must be quoted",
+            ),
+            (
+                "[room]\nname = \"a\"\nname = \"b\"\n",
+                ":3:1: duplicate key",
+            ),
+            (
+                "[media]\nframerate = 99999999999999999999\n",
+                ":2:13: media.framerate: expected a whole number from 1 to 60, got 99999999999999999999",
+            ),
+            (
+                "[ visio ]\nallowed_hosts = [\"a\"\n",
+                ": visio.allowed_hosts: ",
+            ),
+            ("framerate = 3 3\n", ":1:13: framerate: "),
+            ("[room\nname = 1\n", ":1:6: unclosed table"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(expected), "{text:?}: {e}");
+        }
+        assert_eq!(key_at("[a]\nb = c", 8), Some("a.b".into()));
+        assert_eq!(key_at("[a]\nb = c", 4), None);
+        assert_eq!(key_at("x = \"=\"", 5), Some("x".into()));
+    }
+
+    #[test]
     fn syntax_errors_have_a_position() {
         let e = parse("[room\nname = 1\n").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(1), "{e}");
@@ -1002,6 +1121,18 @@ max_attempts = 3
         assert_eq!(edit_distance("frame_rate", "framerate"), 1);
         assert_eq!(edit_distance("colour", "framerate"), 8);
         assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_either_a_config_or_a_located_error(text in "(\\[(room|media|visio|join)\\]\n|[a-z_]{1,14} = |\"[^\"\n]{0,12}\"|[0-9]{1,6}|\\[|\\]|\n|é|=|#|\\PC){0,40}") {
+            if let Err(e) = parse(&text) {
+                let (line, column) = e.position.expect("every content error has a position");
+                proptest::prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1);
+                proptest::prop_assert!(column >= 1);
+                proptest::prop_assert!(!e.message.is_empty());
+            }
+        }
     }
 
     #[test]
