@@ -88,7 +88,7 @@ fn browser_and_python_sdk_see_and_hear_each_other() {
         });
     let v1 = python_track(&first, "video").unwrap();
     let later = sdk
-        .wait_for(Duration::from_secs(5), |l| {
+        .wait_for(Duration::from_secs(15), |l| {
             python_track(l, "video").is_some_and(|t| num(&t, "frames") >= num(&v1, "frames") + 20.0)
         })
         .unwrap_or_else(|| panic!("browser video stalled at the Python SDK: {}", sdk.last()));
@@ -136,4 +136,144 @@ fn browser_and_python_sdk_see_and_hear_each_other() {
     );
     assert!(num(&a, "totalAudioEnergy") > 0.0);
     assert_eq!(later["phase"], "connected");
+}
+
+fn received(line: &Value, payload: &str) -> bool {
+    line["data"].as_array().is_some_and(|d| {
+        d.iter()
+            .any(|p| p["payload"] == payload && p["topic"] == "visio-sim-test")
+    })
+}
+
+#[test]
+fn data_packets_reach_everyone_or_only_their_destination() {
+    let python = venv_python();
+    enter_loopback_only_netns();
+    let sim = SimServer::start(&[]);
+    let args = |name: &'static str, extra: &[&'static str]| {
+        let mut a = vec![
+            "--url",
+            sim.url.as_str(),
+            "--room",
+            "abc-defg-hij",
+            "--name",
+            name,
+            "--seconds",
+            "40",
+            "--no-media",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let start = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        Peer::start(&python, "python_peer.py", &refs)
+    };
+    let mut alice = start(args("Alice", &["--send-data", "hello-all"]));
+    let mut bob = start(args(
+        "Bob",
+        &["--send-data", "for-carol", "--send-to-name", "Carol"],
+    ));
+    let mut carol = start(args("Carol", &[]));
+    let both = carol
+        .wait_for(Duration::from_secs(30), |l| {
+            received(l, "hello-all") && received(l, "for-carol")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "Carol did not get both packets: {}\n{}",
+                carol.last(),
+                sim.log()
+            )
+        });
+    let from: Vec<&str> = both["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["from"].as_str())
+        .collect();
+    assert!(
+        from.contains(&"Alice") && from.contains(&"Bob"),
+        "senders seen by Carol: {from:?}"
+    );
+    bob.wait_for(Duration::from_secs(10), |l| received(l, "hello-all"))
+        .unwrap_or_else(|| panic!("Bob did not get Alice's broadcast: {}", bob.last()));
+    // Alice keeps running for a few more seconds: Bob's packets for Carol must never reach her.
+    alice.wait_for(Duration::from_secs(4), |_| false);
+    assert!(
+        alice.history.iter().all(|l| !received(l, "for-carol")),
+        "a packet for Carol reached Alice: {}",
+        alice.last()
+    );
+    assert!(alice.history.iter().any(|l| l["state"] == "connected"));
+}
+
+#[test]
+fn lobby_admission_then_the_device_connects_with_its_lobby_identity() {
+    let python = venv_python();
+    enter_loopback_only_netns();
+    let sim = SimServer::start(&[
+        "--room",
+        "abc-defg-hij:trusted",
+        "--admin-token",
+        "host-secret",
+    ]);
+    let mut device = Peer::start(
+        &python,
+        "python_peer.py",
+        &[
+            "--url",
+            &sim.url,
+            "--room",
+            "abc-defg-hij",
+            "--name",
+            "Salle",
+            "--seconds",
+            "30",
+            "--no-media",
+            "--lobby",
+        ],
+    );
+    let waiting = device
+        .wait_for(Duration::from_secs(15), |l| l["state"] == "waiting")
+        .unwrap_or_else(|| {
+            panic!(
+                "the device did not wait in the lobby: {}\n{}",
+                device.last(),
+                device.log()
+            )
+        });
+    let lobby_id = waiting["lobby_id"].as_str().unwrap().to_owned();
+    // It keeps polling and stays waiting while nobody decides.
+    device.wait_for(Duration::from_secs(3), |_| false);
+    assert!(device.history.iter().all(|l| l["state"] == "waiting"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1.0/rooms/abc-defg-hij/enter/", sim.url))
+            .bearer_auth("host-secret")
+            .json(&serde_json::json!({"participant_id": lobby_id, "allow_entry": true}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    let connected = device
+        .wait_for(Duration::from_secs(20), |l| l["state"] == "connected")
+        .unwrap_or_else(|| {
+            panic!(
+                "the admitted device did not connect: {}\n{}",
+                device.last(),
+                device.log()
+            )
+        });
+    assert_eq!(
+        connected["identity"],
+        lobby_id.as_str(),
+        "the lobby id is the LiveKit identity"
+    );
 }

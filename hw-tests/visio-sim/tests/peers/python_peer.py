@@ -8,7 +8,13 @@ one JSON line per second with what it really decoded:
    "frames": 150, "rms": 0.21}}}
 
 Usage: python_peer.py --url http://127.0.0.1:PORT --room SLUG [--name NAME] [--seconds N]
-       [--width W --height H]
+       [--width W --height H] [--no-media] [--lobby]
+       [--send-data TEXT [--send-to-name NAME]]
+
+--lobby waits in the Meet lobby (request-entry every second, cookie sent back by hand) and
+prints {"state": "waiting", "lobby_id": ...} until admitted. --send-data sends TEXT every
+second as a reliable data packet (topic "visio-sim-test"), to everyone or to the participant
+named NAME; received packets are listed under "data".
 """
 
 import argparse
@@ -25,6 +31,28 @@ import numpy as np
 from livekit import rtc
 
 
+def meet_lobby(url: str, room: str, name: str) -> tuple[str, str]:
+    """POST request-entry every second until accepted; returns (ws url, token)."""
+    cookie = None
+    while True:
+        req = urllib.request.Request(
+            f"{url}/api/v1.0/rooms/{room}/request-entry/",
+            data=json.dumps({"username": name}).encode(), method="POST",
+            headers={"Content-Type": "application/json", **({"Cookie": cookie} if cookie else {})})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            set_cookie = r.headers.get("Set-Cookie")
+            if set_cookie:
+                cookie = set_cookie.split(";")[0]
+            entry = json.load(r)
+        if entry["status"] == "accepted":
+            lk = entry["livekit"]
+            return lk["url"].replace("http", "ws", 1), lk["token"]
+        print(json.dumps({"state": entry["status"], "lobby_id": entry["id"]}), flush=True)
+        if entry["status"] == "denied":
+            raise SystemExit(0)
+        time.sleep(1)
+
+
 def meet_join(url: str, room: str, name: str) -> tuple[str, str]:
     """GET rooms/<slug>/?username= → (LiveKit ws url, token)."""
     q = urllib.parse.urlencode({"username": name})
@@ -36,7 +64,7 @@ def meet_join(url: str, room: str, name: str) -> tuple[str, str]:
     return lk["url"].replace("http", "ws", 1), lk["token"]
 
 
-async def publish_video(source: rtc.VideoSource, w: int, h: int, stop: asyncio.Event) -> None:
+async def publish_video(source: rtc.VideoSource, w: int, h: int, fps: int, stop: asyncio.Event) -> None:
     n = 0
     xs = np.arange(w, dtype=np.int32)
     ys = np.arange(h, dtype=np.int32)[:, None]
@@ -48,7 +76,7 @@ async def publish_video(source: rtc.VideoSource, w: int, h: int, stop: asyncio.E
         frame[:, :, 3] = 255
         source.capture_frame(rtc.VideoFrame(w, h, rtc.VideoBufferType.RGBA, frame.tobytes()))
         n += 1
-        await asyncio.sleep(1 / 30)
+        await asyncio.sleep(1 / fps)
 
 
 async def publish_audio(source: rtc.AudioSource, stop: asyncio.Event) -> None:
@@ -68,9 +96,17 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--no-media", action="store_true")
+    ap.add_argument("--lobby", action="store_true")
+    ap.add_argument("--send-data")
+    ap.add_argument("--send-to-name")
     args = ap.parse_args()
 
-    ws_url, token = meet_join(args.url, args.room, args.name)
+    if args.lobby:
+        ws_url, token = meet_lobby(args.url, args.room, args.name)
+    else:
+        ws_url, token = meet_join(args.url, args.room, args.name)
     room = rtc.Room()
     remote: dict[str, dict] = {}
     tasks: list[asyncio.Task] = []
@@ -100,9 +136,22 @@ async def main() -> None:
             remote[key] = {"kind": "audio", "frames": 0, "rms": 0.0}
             tasks.append(asyncio.ensure_future(watch_audio(key, track)))
 
+    data: list[dict] = []
+
+    @room.on("data_received")
+    def on_data(packet):
+        data.append({
+            "from": packet.participant.name if packet.participant else None,
+            "topic": packet.topic,
+            "payload": bytes(packet.data).decode(errors="replace"),
+        })
+
     start = time.monotonic()
     await room.connect(ws_url, token, rtc.RoomOptions(auto_subscribe=True))
     stop = asyncio.Event()
+    if args.no_media:
+        await run(args, room, remote, data, start)
+        return
     vsrc = rtc.VideoSource(args.width, args.height)
     vtrack = rtc.LocalVideoTrack.create_video_track("camera", vsrc)
     await room.local_participant.publish_track(
@@ -111,21 +160,33 @@ async def main() -> None:
     atrack = rtc.LocalAudioTrack.create_audio_track("microphone", asrc)
     await room.local_participant.publish_track(
         atrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
-    tasks.append(asyncio.ensure_future(publish_video(vsrc, args.width, args.height, stop)))
+    tasks.append(asyncio.ensure_future(publish_video(vsrc, args.width, args.height, args.fps, stop)))
     tasks.append(asyncio.ensure_future(publish_audio(asrc, stop)))
+    await run(args, room, remote, data, start)
+    stop.set()
+    for t in tasks:
+        t.cancel()
 
+
+async def run(args, room: rtc.Room, remote: dict, data: list, start: float) -> None:
+    """Reports once a second (and sends data if asked) until --seconds have passed."""
     while time.monotonic() - start < args.seconds:
         await asyncio.sleep(1)
+        if args.send_data and room.isconnected():
+            dest = [p.identity for p in room.remote_participants.values() if p.name == args.send_to_name]
+            if not args.send_to_name or dest:
+                await room.local_participant.publish_data(
+                    args.send_data.encode(), reliable=True, topic="visio-sim-test",
+                    destination_identities=dest)
         print(json.dumps({
             "t": round(time.monotonic() - start, 1),
             "state": "connected" if room.isconnected() else "disconnected",
             "identity": room.local_participant.identity,
             "remote": remote,
+            "data": data[-20:],
+            "data_count": len(data),
         }), flush=True)
-    stop.set()
     await room.disconnect()
-    for t in tasks:
-        t.cancel()
 
 
 if __name__ == "__main__":
