@@ -224,7 +224,7 @@ fn read_event<'a>(r: &mut Reader, comp: &'a Component) -> Option<Event<'a>> {
         r.problem(comp, "VEVENT has no DTSTART; it was skipped".into());
         return None;
     };
-    let Some(start) = r.dt(comp, p) else {
+    let Some(mut start) = r.dt(comp, p) else {
         r.problem(
             comp,
             "VEVENT has an unreadable DTSTART; it was skipped".into(),
@@ -238,6 +238,14 @@ fn read_event<'a>(r: &mut Reader, comp: &'a Component) -> Option<Event<'a>> {
     let length = if let Some(p) = comp.property("DTEND") {
         match r.dt(comp, p) {
             Some(end) => {
+                // Mixed forms (a DATE start with a DATE-TIME end, a floating start with a
+                // UTC end): the start takes the more precise form of the end, so the event
+                // keeps the length its producer meant.
+                match (&start.kind, &end.kind) {
+                    (Kind::Date, Kind::Floating | Kind::Zoned(_))
+                    | (Kind::Floating, Kind::Zoned(_)) => start.kind = end.kind.clone(),
+                    _ => {}
+                }
                 let end_local = match (&start.kind, &end.kind) {
                     (Kind::Zoned(_), Kind::Zoned(_)) => r.in_series_time(&end, &start.kind),
                     _ => end.local,
@@ -247,24 +255,36 @@ fn read_event<'a>(r: &mut Reader, comp: &'a Component) -> Option<Event<'a>> {
             None => default_length,
         }
     } else if let Some(p) = comp.property("DURATION") {
-        parse_duration(&p.value).unwrap_or_else(|| {
+        let length = parse_duration(&p.value).unwrap_or_else(|| {
             r.problem(
                 comp,
                 format!("DURATION {:?} is unreadable; ignored", p.value),
             );
             default_length
-        })
+        });
+        if matches!(start.kind, Kind::Date) && length.num_seconds() % 86_400 != 0 {
+            // Hours on a whole-day start: a timed event from midnight.
+            start.kind = Kind::Floating;
+        }
+        length
     } else {
         default_length
     };
-    let length = if length < TimeDelta::zero() {
+    // End before start: producers that swap them mean the other way round.
+    let (start, length) = if length < TimeDelta::zero() {
         r.problem(
             comp,
-            "the event ends before it starts; read as having no length".into(),
+            "the event ends before it starts; start and end were swapped".into(),
         );
-        TimeDelta::zero()
+        (
+            Dt {
+                local: start.local + length,
+                kind: start.kind,
+            },
+            -length,
+        )
     } else {
-        length
+        (start, length)
     };
     let (recurrence_id, this_and_future) = match comp.property("RECURRENCE-ID") {
         Some(p) => (
@@ -406,7 +426,6 @@ fn expand_series<'a>(
 
     // Instance starts (local), each with its own length (RDATE periods may differ).
     let mut starts: BTreeMap<NaiveDateTime, TimeDelta> = BTreeMap::new();
-    starts.insert(master.start.local, master.length);
     let mut rule_found = false;
     for p in master.comp.properties_named("RRULE") {
         let rule = match Rrule::parse(&p.value) {
@@ -432,7 +451,12 @@ fn expand_series<'a>(
             starts.insert(t, master.length);
         }
     }
-    let _ = rule_found;
+    // With a usable rule, DTSTART comes from the expansion (which drops it when UNTIL is
+    // before DTSTART, the "series deleted" form some clients write); without one, it is the
+    // only start besides RDATEs.
+    if !rule_found {
+        starts.insert(master.start.local, master.length);
+    }
     for p in master.comp.properties_named("RDATE") {
         for value in p.value.split(',') {
             let (start_text, period_end) = match value.split_once('/') {
@@ -454,6 +478,8 @@ fn expand_series<'a>(
             starts.insert(local, length);
         }
     }
+    let mut excluded_days: Vec<NaiveDate> = Vec::new();
+    let mut excluded: Vec<NaiveDateTime> = Vec::new();
     for p in master.comp.properties_named("EXDATE") {
         for value in p.value.split(',') {
             let Some(dt) = r.dt_value(master.comp, p, value) else {
@@ -461,13 +487,14 @@ fn expand_series<'a>(
             };
             if matches!(dt.kind, Kind::Date) && !matches!(kind, Kind::Date) {
                 // A DATE excludes every instance on that day.
-                let day = dt.local.date();
-                starts.retain(|t, _| t.date() != day);
+                excluded_days.push(dt.local.date());
             } else {
-                starts.remove(&r.in_series_time(&dt, &kind));
+                excluded.push(r.in_series_time(&dt, &kind));
             }
         }
     }
+    let is_excluded = |t: &NaiveDateTime| excluded.contains(t) || excluded_days.contains(&t.date());
+    starts.retain(|t, _| !is_excluded(t));
 
     // Overrides, by the local start they replace.
     let mut exact: HashMap<NaiveDateTime, &Event> = HashMap::new();
@@ -478,8 +505,20 @@ fn expand_series<'a>(
             // A DATE recurrence-id on a timed series means that day's instance.
             rid.local.date().and_time(master.start.local.time())
         } else {
-            r.in_series_time(rid, &kind)
+            let by_instant = r.in_series_time(rid, &kind);
+            // Some producers (Google exports) write the RECURRENCE-ID in another zone than
+            // the series with the same wall-clock time: match on that when the instant
+            // matches nothing.
+            if !starts.contains_key(&by_instant) && starts.contains_key(&rid.local) {
+                rid.local
+            } else {
+                by_instant
+            }
         };
+        if is_excluded(&rid_local) {
+            // Modified, then deleted: the EXDATE wins.
+            continue;
+        }
         if o.this_and_future {
             future.push((rid_local, o));
         }

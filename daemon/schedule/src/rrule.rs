@@ -123,6 +123,11 @@ impl Rrule {
                 "BYMONTH" => r.by_month = int_list(v, |x| (1..=12).contains(x)),
                 "BYSETPOS" => r.by_set_pos = int_list(v, |x: &i32| *x != 0 && x.abs() <= 366),
                 "WKST" => r.wkst = weekday(v).unwrap_or(Weekday::Mon),
+                "RSCALE" if !v.eq_ignore_ascii_case("GREGORIAN") => {
+                    return Err(RruleError(format!(
+                        "calendar scale RSCALE={v} (RFC 7529) is not supported"
+                    )))
+                }
                 "BYDAY" => {
                     r.by_day = v
                         .split(',')

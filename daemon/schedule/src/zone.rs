@@ -203,14 +203,22 @@ impl ZoneBook {
         book
     }
 
-    /// The zone named `tzid`: an IANA or Windows name first (the database is more complete
-    /// than a calendar's excerpt), then the calendar's own `VTIMEZONE`. `None` if unknown.
+    /// The zone named `tzid`. An exact IANA name first (the database knows the zone's whole
+    /// history, a calendar's `VTIMEZONE` only an excerpt); then the calendar's own
+    /// `VTIMEZONE` of that exact name (it may define a name that only looks like an IANA one,
+    /// such as `Europe/lisbon` defined as CET in Google exports); then Windows names, IANA
+    /// names in another case or with a vendor prefix, and `X-LIC-LOCATION`. `None` if unknown.
     pub fn resolve(&self, tzid: &str) -> Option<Zone> {
         let tzid = tzid.trim().trim_matches('"');
-        if let Some(tz) = iana_or_windows(tzid).or_else(|| self.named.get(tzid).copied()) {
+        if let Ok(tz) = tzid.parse::<Tz>() {
             return Some(Zone::Iana(tz));
         }
-        self.vtimezones.get(tzid).cloned().map(Zone::Custom)
+        if let Some(custom) = self.vtimezones.get(tzid) {
+            return Some(Zone::Custom(custom.clone()));
+        }
+        iana_or_windows(tzid)
+            .or_else(|| self.named.get(tzid).copied())
+            .map(Zone::Iana)
     }
 }
 
