@@ -14,6 +14,7 @@
 #   kill (SIGTERM to the daemon, as systemctl stop) procps
 #   systemd-nspawn (the unit under a real systemd)   systemd-container
 #   dbus.service inside that container             dbus
+#   a GStreamer pipeline under the sandbox (ORC)   gstreamer1.0-tools, gstreamer1.0-plugins-base
 #
 # Nothing else: the tests build their users with systemd-sysusers in a scratch root, never on
 # the host. Usage: scripts/deps.d/systemd.sh [<repo root>]. Idempotent, non-interactive, runs
@@ -22,7 +23,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(systemd dbus-daemon dbus-system-bus-common dbus-bin python3 python3-dbus python3-gi
           util-linux mount libxml2-utils strace procps
-          systemd-container dbus)
+          systemd-container dbus gstreamer1.0-tools gstreamer1.0-plugins-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
