@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 use visio_room_core::config::{Config, ConfigSource};
 use visio_room_core::controller::Policy;
-use visio_room_core::meeting_url::AllowedHosts;
 
 use crate::dbus::{BusPublisher, RoomInterface};
 use crate::meeting::{MeetingBackend, Unavailable};
@@ -108,8 +107,7 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
         "starting visio-roomd {}",
         env!("CARGO_PKG_VERSION")
     );
-    let allowed_hosts = AllowedHosts::parse(&config.visio.allowed_hosts)
-        .context("visio.allowed_hosts is invalid")?;
+    let allowed_hosts = config.visio.allow_list();
     let backend = Unavailable;
     let facts = Facts {
         config_file,
