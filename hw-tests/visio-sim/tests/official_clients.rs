@@ -136,6 +136,24 @@ fn browser_and_python_sdk_see_and_hear_each_other() {
     );
     assert!(num(&a, "totalAudioEnergy") > 0.0);
     assert_eq!(later["phase"], "connected");
+
+    // The SFU's SpeakersChanged (from the RFC 6464 levels) names the Python SDK's tone.
+    let sdk_identity = sdk.last()["identity"].as_str().unwrap().to_owned();
+    let speaking = |l: &Value| {
+        l["activeSpeakers"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|i| i == sdk_identity.as_str()))
+    };
+    if !browser.history.iter().any(speaking) {
+        browser
+            .wait_for(Duration::from_secs(10), speaking)
+            .unwrap_or_else(|| {
+                panic!(
+                    "the browser never saw the Python SDK as an active speaker: {}",
+                    browser.last()
+                )
+            });
+    }
 }
 
 fn received(line: &Value, payload: &str) -> bool {
