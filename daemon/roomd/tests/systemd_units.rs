@@ -249,6 +249,45 @@ fn unit_declares_the_service_contract_of_visio_roomd() {
     }
 }
 
+/// The unit does not restart on exit status 2 (RestartPreventExitStatus=2) because that is how
+/// visio-roomd says its configuration is invalid; any other failure, such as no system bus, must
+/// exit with another status so that systemd restarts it.
+#[test]
+fn only_an_invalid_configuration_stops_the_unit_from_restarting_the_daemon() {
+    let unit = fs::read_to_string(unit_file()).expect("read the unit");
+    assert!(
+        unit.lines().any(|l| l == "RestartPreventExitStatus=2"),
+        "the unit should not restart on a configuration error (exit status 2)"
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("config.toml");
+    fs::write(&config, "no_such_setting = 1\n").expect("write config.toml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_visio-roomd"));
+    cmd.arg("--config")
+        .arg(&config)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    let invalid = run(cmd, "visio-roomd with an invalid configuration");
+    assert_eq!(
+        invalid.status.code(),
+        Some(2),
+        "an invalid configuration must exit with status 2:\n{}",
+        invalid.stderr
+    );
+    fs::write(&config, "").expect("write config.toml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_visio-roomd"));
+    cmd.arg("--config")
+        .arg(&config)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    let no_bus = run(cmd, "visio-roomd without a system bus");
+    assert!(
+        !no_bus.status.success() && no_bus.status.code() != Some(2),
+        "without a bus visio-roomd must fail with a status other than 2 (got {}), so that \
+         systemd restarts it:\n{}",
+        no_bus.status,
+        no_bus.stderr
+    );
+}
+
 /// systemd resolves `DeviceAllow=char-NAME` through /proc/devices when the service starts and
 /// skips names whose driver core is not loaded yet; the modules-load.d snippet must load the
 /// core of every such class the unit allows, or a camera plugged in after boot stays refused.
