@@ -19,6 +19,7 @@
 pub mod expand;
 pub mod ics;
 pub mod links;
+pub mod planner;
 pub mod rrule;
 pub mod value;
 pub mod zone;
