@@ -1256,7 +1256,40 @@ impl Participant {
                 f.forward(ssrc, pkt).await;
             }
             tracing::debug!(track = %f.track_sid, ssrc, "publisher track ended");
+            let all_ended = {
+                let mut layers = f.layers.lock().unwrap();
+                layers.retain(|l| l.ssrc != ssrc);
+                layers.is_empty()
+            };
+            if all_ended {
+                if let Some(me) = me.upgrade() {
+                    me.unpublish(&f.track_sid).await;
+                }
+            }
         });
+    }
+
+    /// The publisher stopped sending a track (renegotiated it away): tell it
+    /// (`TrackUnpublishedResponse`), drop the subscriptions, and tell the room.
+    async fn unpublish(&self, track_sid: &str) {
+        let Some(room) = self.room() else { return };
+        if room.find_sid(&self.sid).is_none() {
+            return; // leaving: Room::remove does the rest
+        }
+        let forwarder = {
+            let mut st = self.state.lock().unwrap();
+            st.tracks.retain(|(_, t)| t.sid != track_sid);
+            st.info.version += 1;
+            st.forwarders.remove(track_sid)
+        };
+        if let Some(f) = forwarder {
+            unpublish_forwarder(&f).await;
+        }
+        tracing::info!(identity = %self.identity, track = %track_sid, "track unpublished");
+        self.send(Resp::TrackUnpublished(proto::TrackUnpublishedResponse {
+            track_sid: track_sid.to_owned(),
+        }));
+        room.broadcast_update(self);
     }
 
     /// Adds a forwarded track to this participant's subscriber connection (no offer yet).

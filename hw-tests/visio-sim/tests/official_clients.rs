@@ -295,3 +295,74 @@ fn lobby_admission_then_the_device_connects_with_its_lobby_identity() {
         "the lobby id is the LiveKit identity"
     );
 }
+
+#[test]
+fn an_unpublished_camera_disappears_from_the_room() {
+    let python = venv_python();
+    enter_loopback_only_netns();
+    let sim = SimServer::start(&["--admin-token", "host-secret"]);
+    let mut sdk = Peer::start(
+        &python,
+        "python_peer.py",
+        &[
+            "--url",
+            &sim.url,
+            "--room",
+            "abc-defg-hij",
+            "--name",
+            "Salle",
+            "--seconds",
+            "30",
+            "--fps",
+            "10",
+            "--unpublish-camera-after",
+            "3",
+        ],
+    );
+    sdk.wait_for(Duration::from_secs(15), |l| l["state"] == "connected")
+        .expect("the SDK connects");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let kinds = || -> Vec<String> {
+        rt.block_on(async {
+            let v: Value = reqwest::Client::new()
+                .get(format!(
+                    "{}/sim/v1/rooms/abc-defg-hij/participants",
+                    sim.url
+                ))
+                .bearer_auth("host-secret")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["participants"][0]["tracks"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .map(|t| t["kind"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut saw_camera = false;
+    loop {
+        let k = kinds();
+        saw_camera |= k.contains(&"video".to_owned());
+        if saw_camera && k == ["audio"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tracks now {k:?} (camera seen: {saw_camera})\n{}",
+            sim.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(sim.log().contains("track unpublished"));
+}

@@ -426,3 +426,67 @@ async fn a_dropped_connection_can_be_resumed_with_its_sid() {
         7
     );
 }
+
+#[tokio::test]
+async fn many_participants_each_see_all_the_others() {
+    let sim = SimServer::start(&[]);
+    let mut sockets = Vec::new();
+    for i in 0..12 {
+        let mut ws = connect(&sim, &format!("p{i}"), "abc-defg-hij").await;
+        let j = join(&mut ws).await;
+        assert_eq!(
+            j.other_participants.len(),
+            i,
+            "participant {i} sees the ones before it"
+        );
+        sockets.push(ws);
+    }
+    // The first one was told about each of the 11 others.
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 11 {
+        let p = next(&mut sockets[0], |m| match m {
+            Resp::Update(u) => u.participants.into_iter().next(),
+            _ => None,
+        })
+        .await;
+        seen.insert(p.identity);
+    }
+}
+
+#[tokio::test]
+async fn a_participant_that_vanishes_without_leave_is_timed_out() {
+    let sim = SimServer::start(&[]);
+    let mut salle = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut salle).await;
+    let mut ghost = connect(&sim, "ghost", "abc-defg-hij").await;
+    join(&mut ghost).await;
+    drop(ghost); // the TCP connection goes away, no LeaveRequest
+    let disconnected = proto::participant_info::State::Disconnected as i32;
+    let started = std::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // Keep our own connection alive with pings while waiting.
+        send(&mut salle, Req::Ping(1)).await;
+        let msg = tokio::time::timeout_at(deadline, salle.next())
+            .await
+            .expect("ghost removed within 20 s")
+            .unwrap()
+            .unwrap();
+        if let WsMessage::Binary(b) = msg {
+            if let Some(Resp::Update(u)) = proto::SignalResponse::decode(b).unwrap().message {
+                if u.participants
+                    .iter()
+                    .any(|p| p.identity == "ghost" && p.state == disconnected)
+                {
+                    break;
+                }
+            }
+        }
+    }
+    // Not before the resume window.
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "removed after {:?}",
+        started.elapsed()
+    );
+}

@@ -99,6 +99,7 @@ async def main() -> None:
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--no-media", action="store_true")
     ap.add_argument("--lobby", action="store_true")
+    ap.add_argument("--unpublish-camera-after", type=float)
     ap.add_argument("--send-data")
     ap.add_argument("--send-to-name")
     args = ap.parse_args()
@@ -154,7 +155,7 @@ async def main() -> None:
         return
     vsrc = rtc.VideoSource(args.width, args.height)
     vtrack = rtc.LocalVideoTrack.create_video_track("camera", vsrc)
-    await room.local_participant.publish_track(
+    vpub = await room.local_participant.publish_track(
         vtrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
     asrc = rtc.AudioSource(48000, 1)
     atrack = rtc.LocalAudioTrack.create_audio_track("microphone", asrc)
@@ -162,6 +163,11 @@ async def main() -> None:
         atrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
     tasks.append(asyncio.ensure_future(publish_video(vsrc, args.width, args.height, args.fps, stop)))
     tasks.append(asyncio.ensure_future(publish_audio(asrc, stop)))
+    if args.unpublish_camera_after is not None:
+        async def unpublish_later():
+            await asyncio.sleep(args.unpublish_camera_after)
+            await room.local_participant.unpublish_track(vpub.sid)
+        tasks.append(asyncio.ensure_future(unpublish_later()))
     await run(args, room, remote, data, start)
     stop.set()
     for t in tasks:
