@@ -18,7 +18,7 @@
 //! bind mounts in a private mount namespace (`unshare`), so the host's `/etc/passwd` stays as
 //! it is. Tools come from `scripts/deps.d/systemd.sh`; a missing one fails the test and says so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -1241,7 +1241,7 @@ fn expand(item: &str, groups: &BTreeMap<String, Vec<String>>, into: &mut Vec<Str
 }
 
 /// What the unit's SystemCallFilter= lines allow: the first (allow) list minus every `~` list.
-fn unit_allowed_syscalls(unit: &str) -> std::collections::BTreeSet<String> {
+fn unit_allowed_syscalls(unit: &str) -> BTreeSet<String> {
     let groups = syscall_groups();
     let mut allowed = Vec::new();
     let mut denied = Vec::new();
@@ -1269,9 +1269,9 @@ fn unit_allowed_syscalls(unit: &str) -> std::collections::BTreeSet<String> {
 }
 
 /// System calls and socket address families in an `strace -f` log.
-fn traced_calls(log: &str) -> (BTreeMap<String, usize>, std::collections::BTreeSet<String>) {
+fn traced_calls(log: &str) -> (BTreeMap<String, usize>, BTreeSet<String>) {
     let mut calls = BTreeMap::new();
-    let mut families = std::collections::BTreeSet::new();
+    let mut families = BTreeSet::new();
     for line in log.lines() {
         // "1234  name(args) = result", or "1234  name(args <unfinished ...>"; skip resumptions,
         // signals and exits.
