@@ -1,0 +1,77 @@
+//! How a session is set up: which hosts it may talk to, which TLS roots it trusts, how it
+//! waits in the lobby, and what media it sends and receives.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use visio_room_media::{AudioSenderConfig, EncoderChoice, ReceiverConfig, VideoSenderConfig};
+
+/// Everything a session needs besides the request itself. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Hosts meetings may be joined on (`visio.allowed_hosts`). The daemon validated the URL
+    /// already; the session checks again before sending anything.
+    pub allowed_hosts: Vec<String>,
+    /// Which certificate authorities are trusted. TLS verification is always on.
+    pub tls_roots: TlsRoots,
+    /// Pause between two lobby `request-entry` polls (Meet's web app: 1 s; entries expire
+    /// 3 s after the last poll).
+    pub lobby_poll_interval: Duration,
+    /// Give up waiting in the lobby after this long ([`visio_room_core::controller::FailureKind::LobbyTimeout`]).
+    pub lobby_timeout: Duration,
+    /// Budget for re-establishing a lost LiveKit connection before reporting `Unreachable`.
+    pub reconnect_budget: Duration,
+    /// Restrict ICE to loopback addresses (tests and single-machine demos with `visio-sim`).
+    pub ice_loopback_only: bool,
+    /// The media to send and receive; `None` joins without media (signalling and peer
+    /// connections only), which diagnostics and signalling tests use.
+    pub media: Option<MediaSettings>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            allowed_hosts: Vec::new(),
+            tls_roots: TlsRoots::default(),
+            lobby_poll_interval: Duration::from_secs(1),
+            lobby_timeout: Duration::from_secs(600),
+            reconnect_budget: Duration::from_secs(60),
+            ice_loopback_only: false,
+            media: None,
+        }
+    }
+}
+
+/// Which certificate authorities the session trusts for the Meet API and LiveKit.
+#[derive(Clone, Debug)]
+pub struct TlsRoots {
+    /// Use the operating system's trust store (`/etc/ssl/certs`).
+    pub system: bool,
+    /// Extra PEM files with CA certificates (a private Visio deployment, or a test CA).
+    pub extra_pem_files: Vec<PathBuf>,
+}
+
+impl Default for TlsRoots {
+    fn default() -> Self {
+        TlsRoots {
+            system: true,
+            extra_pem_files: Vec::new(),
+        }
+    }
+}
+
+/// The media side of a session: senders and the receiver of `visio-room-media`.
+#[derive(Clone, Debug)]
+pub struct MediaSettings {
+    /// Camera → H.264 sender settings (its payload type is the session's concern and is
+    /// rewritten on the wire).
+    pub video: VideoSenderConfig,
+    /// Microphone → Opus sender settings (the echo probe is filled in by the session from the
+    /// receiver).
+    pub audio: AudioSenderConfig,
+    /// Remote media → display and speakers.
+    pub receiver: ReceiverConfig,
+    /// The encoder chosen at start-up by `probe_h264_encoder`; `None` makes the session probe
+    /// (off the async runtime) when it starts.
+    pub encoder: Option<EncoderChoice>,
+}

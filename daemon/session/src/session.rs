@@ -1,0 +1,1102 @@
+//! The session task: Meet API → media → LiveKit connection loop (with rejoin) → leave.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use livekit_protocol as proto;
+use prost::Message as _;
+use proto::signal_request::Message as Req;
+use proto::signal_response::Message as Resp;
+use tokio::sync::mpsc;
+use visio_room_core::controller::{
+    EndReason, Failure, FailureKind, Participant, SessionEvent, Track,
+};
+use visio_room_media::{
+    AudioSender, Receiver, ReceiverEvent, RemoteCodec, RemoteTrack, VideoSender,
+};
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::TrackLocalWriter;
+use webrtc::track::track_remote::TrackRemote;
+use webrtc::util::Marshal;
+
+use crate::config::SessionConfig;
+use crate::meet::{Credentials, MeetClient, MeetingTarget};
+use crate::rtc::{candidate_allowed, Apis, RtcEvent, Transport, PUBLISHER, SUBSCRIBER};
+use crate::signal::{self, Inbound, Mode, Opened, Signal};
+use crate::stats::Shared;
+use crate::{Command, SessionEvents, SessionRequest};
+
+const CAMERA_CID: &str = "visio-room-camera";
+const MICROPHONE_CID: &str = "visio-room-microphone";
+const STREAM_ID: &str = "visio-room";
+/// How long to wait for the SFU to acknowledge our tracks before negotiating anyway.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Reporter {
+    id: visio_room_core::controller::SessionId,
+    events: SessionEvents,
+}
+
+impl Reporter {
+    fn send(&self, event: SessionEvent) {
+        tracing::debug!(session = self.id.0, ?event, "session event");
+        let _ = self.events.send((self.id, event));
+    }
+}
+
+/// Desired local media state, kept across reconnects.
+struct Local {
+    mic_muted: bool,
+    camera_enabled: bool,
+}
+
+/// The running media engine objects and our WebRTC tracks (kept across reconnects).
+struct Media {
+    video: Option<Arc<VideoSender>>,
+    audio: Option<Arc<AudioSender>>,
+    receiver: Option<Arc<Receiver>>,
+    receiver_events: Option<mpsc::UnboundedReceiver<ReceiverEvent>>,
+    camera_track: Option<Arc<TrackLocalStaticRTP>>,
+    mic_track: Option<Arc<TrackLocalStaticRTP>>,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Media {
+    fn none() -> Self {
+        Media {
+            video: None,
+            audio: None,
+            receiver: None,
+            receiver_events: None,
+            camera_track: None,
+            mic_track: None,
+            pumps: Vec::new(),
+        }
+    }
+}
+
+enum Outcome {
+    Stopped,
+    Ended(EndReason),
+    Failed(Failure),
+    Lost(String),
+}
+
+pub(crate) async fn run(
+    request: SessionRequest,
+    config: SessionConfig,
+    events: SessionEvents,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    shared: Arc<Shared>,
+) {
+    let reporter = Reporter {
+        id: request.id,
+        events,
+    };
+    let mut local = Local {
+        mic_muted: request.mic_muted,
+        camera_enabled: request.camera_enabled,
+    };
+    let outcome = run_inner(
+        &request,
+        &config,
+        &reporter,
+        &mut commands,
+        &shared,
+        &mut local,
+    )
+    .await;
+    // Tear the media down off the runtime: stopping pipelines waits for their threads.
+    let refs = std::mem::take(&mut *shared.refs.lock().unwrap_or_else(|e| e.into_inner()));
+    let _ = tokio::task::spawn_blocking(move || drop(refs)).await;
+    match outcome {
+        Outcome::Stopped => reporter.send(SessionEvent::Stopped),
+        Outcome::Ended(reason) => reporter.send(SessionEvent::Ended(reason)),
+        Outcome::Failed(failure) => {
+            tracing::warn!(kind = failure.kind.as_str(), message = %failure.message, "meeting session failed");
+            reporter.send(SessionEvent::Failed(failure))
+        }
+        Outcome::Lost(reason) => reporter.send(SessionEvent::Failed(Failure::new(
+            FailureKind::Unreachable,
+            format!("lost the meeting and could not get back in: {reason}"),
+        ))),
+    }
+    // Late commands are answered by nobody; a Stop after the end needs no answer.
+    commands.close();
+}
+
+fn apply_command(command: Command, local: &mut Local) -> bool {
+    match command {
+        Command::Stop => return true,
+        Command::MicMuted(m) => local.mic_muted = m,
+        Command::CameraEnabled(c) => local.camera_enabled = c,
+    }
+    false
+}
+
+async fn run_inner(
+    request: &SessionRequest,
+    config: &SessionConfig,
+    reporter: &Reporter,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    shared: &Arc<Shared>,
+    local: &mut Local,
+) -> Outcome {
+    let tls = match crate::tls::client_config(&config.tls_roots) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(Failure::new(FailureKind::NotAvailable, e.to_string())),
+    };
+    let target = match MeetingTarget::parse(&request.url, &config.allowed_hosts) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(Failure::new(e.kind(), e.to_string())),
+    };
+    let client = match MeetClient::new(target, tls.clone()) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(Failure::new(e.kind(), e.to_string())),
+    };
+
+    // 1. Meet API and lobby, interruptible by Stop.
+    let creds = {
+        let waiting = || async { reporter.send(SessionEvent::WaitingInLobby) };
+        let joining = client.join_credentials(
+            &request.display_name,
+            config.lobby_poll_interval,
+            config.lobby_timeout,
+            waiting,
+        );
+        tokio::pin!(joining);
+        loop {
+            tokio::select! {
+                result = &mut joining => break result,
+                command = commands.recv() => match command {
+                    Some(c) => if apply_command(c, local) { return Outcome::Stopped },
+                    None => return Outcome::Stopped,
+                },
+            }
+        }
+    };
+    let mut creds = match creds {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(Failure::new(e.kind(), e.to_string())),
+    };
+    tracing::info!(room = %creds.room, livekit = %creds.ws_url, "joining the LiveKit room");
+
+    // 2. Media.
+    let mut media = match &config.media {
+        Some(settings) => match start_media(settings, local, shared).await {
+            Ok(m) => m,
+            Err(message) => return Outcome::Failed(Failure::new(FailureKind::Media, message)),
+        },
+        None => Media::none(),
+    };
+    let apis = match Apis::new(config.ice_loopback_only) {
+        Ok(a) => a,
+        Err(e) => {
+            return Outcome::Failed(Failure::new(
+                FailureKind::Media,
+                format!("cannot set up WebRTC: {e}"),
+            ))
+        }
+    };
+
+    // 3. The connection loop: join, run, rejoin on loss.
+    let mut connected_once = false;
+    let mut attempt: u32 = 0;
+    let mut lost_since: Option<tokio::time::Instant> = None;
+    let mut last_loss = String::new();
+    let outcome = loop {
+        if let Some(since) = lost_since {
+            if since.elapsed() > config.reconnect_budget {
+                break Outcome::Lost(last_loss);
+            }
+            let delay = backoff(attempt);
+            tracing::info!(
+                attempt,
+                ?delay,
+                "rejoining the meeting after a connection loss"
+            );
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            let stop = loop {
+                tokio::select! {
+                    _ = &mut sleep => break false,
+                    command = commands.recv() => match command {
+                        Some(c) => if apply_command(c, local) { break true },
+                        None => break true,
+                    },
+                }
+            };
+            if stop {
+                break Outcome::Stopped;
+            }
+            attempt += 1;
+        }
+        let connecting = signal::connect(&creds.ws_url, &creds.token, Mode::Join, tls.clone());
+        let (signal, inbound, opened) = match connecting.await {
+            Ok(ok) => ok,
+            Err(e) => {
+                let kind = e.kind();
+                if !connected_once || !kind.is_retryable() {
+                    break Outcome::Failed(Failure::new(kind, e.to_string()));
+                }
+                last_loss = e.to_string();
+                continue;
+            }
+        };
+        let Opened::Join(join) = opened else {
+            break Outcome::Failed(Failure::new(
+                FailureKind::Protocol,
+                "the LiveKit server answered a join with a reconnect response",
+            ));
+        };
+        if !connected_once {
+            reporter.send(SessionEvent::Connected);
+            connected_once = true;
+        }
+        attempt = 0;
+        let mut conn = Connection::new(signal, *join, &mut creds, reporter, shared, &apis);
+        let outcome = conn.run(inbound, &mut media, commands, local).await;
+        conn.close(matches!(outcome, Outcome::Stopped)).await;
+        if let Some(receiver) = &media.receiver {
+            for id in conn.remote.keys() {
+                let _ = receiver.remove_track(id);
+            }
+        }
+        match outcome {
+            Outcome::Lost(reason) => {
+                tracing::warn!(%reason, "lost the meeting connection");
+                last_loss = reason;
+                lost_since = Some(tokio::time::Instant::now());
+            }
+            other => break other,
+        }
+    };
+    for pump in media.pumps.drain(..) {
+        pump.abort();
+    }
+    outcome
+}
+
+/// Rust SDK style: 300 ms × 2^n, capped at 7 s, with up to 30 % jitter.
+fn backoff(attempt: u32) -> Duration {
+    let base = 300u64.saturating_mul(1u64 << attempt.min(5)).min(7_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
+    Duration::from_millis(base + (base * 3 / 10) * (nanos % 1000) / 1000)
+}
+
+async fn start_media(
+    settings: &crate::config::MediaSettings,
+    local: &Local,
+    shared: &Arc<Shared>,
+) -> Result<Media, String> {
+    let settings = settings.clone();
+    let camera_enabled = local.camera_enabled;
+    let mic_muted = local.mic_muted;
+    // Probing and pipeline start-up block: keep them off the async runtime.
+    let started = tokio::task::spawn_blocking(move || {
+        // The probe does not initialise GStreamer itself.
+        visio_room_media::init().map_err(|e| format!("GStreamer is not usable: {e}"))?;
+        let encoder = match settings.encoder.clone() {
+            Some(e) => e,
+            None => visio_room_media::probe::probe_h264_encoder(
+                &visio_room_media::EncoderCandidate::default_order(),
+                &settings.video.camera,
+            )
+            .map_err(|e| format!("no usable H.264 encoder: {e}"))?,
+        };
+        let (receiver, receiver_events) = Receiver::start(settings.receiver.clone())
+            .map_err(|e| format!("cannot start playing remote media: {e}"))?;
+        let mut audio_config = settings.audio.clone();
+        if audio_config.voice_processing && audio_config.echo_probe.is_none() {
+            audio_config.echo_probe = Some(receiver.echo_probe_name().to_owned());
+        }
+        let (audio, audio_rx) = AudioSender::start(audio_config)
+            .map_err(|e| format!("cannot start the microphone: {e}"))?;
+        audio.set_mic_muted(mic_muted);
+        let (video, video_rx) = VideoSender::start(settings.video.clone(), &encoder)
+            .map_err(|e| format!("cannot start the camera: {e}"))?;
+        video.set_camera_enabled(camera_enabled);
+        Ok::<_, String>((
+            encoder,
+            receiver,
+            receiver_events,
+            audio,
+            audio_rx,
+            video,
+            video_rx,
+        ))
+    })
+    .await
+    .map_err(|e| format!("media start-up panicked: {e}"))??;
+    let (encoder, receiver, receiver_events, audio, audio_rx, video, video_rx) = started;
+    tracing::info!(report = %encoder.report(), "media started");
+    let video = Arc::new(video);
+    let audio = Arc::new(audio);
+    let receiver = Arc::new(receiver);
+    {
+        let mut refs = shared.refs.lock().unwrap_or_else(|e| e.into_inner());
+        refs.video = Some(video.clone());
+        refs.audio = Some(audio.clone());
+        refs.receiver = Some(receiver.clone());
+        refs.encoder_report = Some(encoder.report());
+    }
+    let camera_track = Arc::new(TrackLocalStaticRTP::new(
+        crate::rtc::h264_capability(),
+        CAMERA_CID.to_owned(),
+        STREAM_ID.to_owned(),
+    ));
+    let mic_track = Arc::new(TrackLocalStaticRTP::new(
+        crate::rtc::opus_capability(),
+        MICROPHONE_CID.to_owned(),
+        STREAM_ID.to_owned(),
+    ));
+    let pumps = vec![
+        tokio::spawn(pump(video_rx, camera_track.clone())),
+        tokio::spawn(pump(audio_rx, mic_track.clone())),
+    ];
+    Ok(Media {
+        video: Some(video),
+        audio: Some(audio),
+        receiver: Some(receiver),
+        receiver_events: Some(receiver_events),
+        camera_track: Some(camera_track),
+        mic_track: Some(mic_track),
+        pumps,
+    })
+}
+
+/// Forwards the media engine's RTP to the WebRTC track (which rewrites SSRC and payload type
+/// for each peer connection it is bound to; with none bound, packets are dropped).
+async fn pump(mut rx: mpsc::Receiver<Bytes>, track: Arc<TrackLocalStaticRTP>) {
+    while let Some(packet) = rx.recv().await {
+        if let Err(e) = track.write(&packet).await {
+            tracing::trace!(error = %e, "RTP packet not sent");
+        }
+    }
+}
+
+struct RemoteInfo {
+    ssrc: u32,
+    is_video: bool,
+    participant_sid: String,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// One LiveKit connection (signalling + two peer connections).
+struct Connection<'a> {
+    signal: Option<Signal>,
+    join: proto::JoinResponse,
+    creds: &'a mut Credentials,
+    reporter: &'a Reporter,
+    shared: &'a Arc<Shared>,
+    apis: &'a Apis,
+    transport: Option<Transport>,
+    my_sid: String,
+    participants: HashMap<String, proto::ParticipantInfo>,
+    last_reported: Option<Vec<Participant>>,
+    camera_sid: Option<String>,
+    mic_sid: Option<String>,
+    awaiting_publish: Vec<String>,
+    publisher_negotiated: bool,
+    pending_candidates: [Vec<String>; 2],
+    remote_description: [bool; 2],
+    remote: HashMap<String, RemoteInfo>,
+}
+
+impl<'a> Connection<'a> {
+    fn new(
+        signal: Signal,
+        join: proto::JoinResponse,
+        creds: &'a mut Credentials,
+        reporter: &'a Reporter,
+        shared: &'a Arc<Shared>,
+        apis: &'a Apis,
+    ) -> Self {
+        let my_sid = join
+            .participant
+            .as_ref()
+            .map(|p| p.sid.clone())
+            .unwrap_or_default();
+        Connection {
+            signal: Some(signal),
+            join,
+            creds,
+            reporter,
+            shared,
+            apis,
+            transport: None,
+            my_sid,
+            participants: HashMap::new(),
+            last_reported: None,
+            camera_sid: None,
+            mic_sid: None,
+            awaiting_publish: Vec::new(),
+            publisher_negotiated: false,
+            pending_candidates: [Vec::new(), Vec::new()],
+            remote_description: [false, false],
+            remote: HashMap::new(),
+        }
+    }
+
+    fn send(&self, message: Req) {
+        if let Some(s) = &self.signal {
+            s.send(message);
+        }
+    }
+
+    async fn close(&mut self, leave: bool) {
+        if let Some(signal) = self.signal.take() {
+            if leave {
+                signal.leave(Duration::from_secs(1)).await;
+            }
+        }
+        for info in self.remote.values() {
+            info.reader.abort();
+        }
+        if let Some(t) = self.transport.take() {
+            t.close().await;
+        }
+    }
+
+    async fn run(
+        &mut self,
+        mut inbound: signal::InboundRx,
+        media: &mut Media,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        local: &mut Local,
+    ) -> Outcome {
+        tracing::info!(
+            sid = %self.my_sid,
+            room = self.join.room.as_ref().map(|r| r.name.as_str()).unwrap_or(""),
+            others = self.join.other_participants.len(),
+            server = self.join.server_info.as_ref().map(|s| s.version.as_str()).unwrap_or(""),
+            "joined the LiveKit room"
+        );
+        let others = std::mem::take(&mut self.join.other_participants);
+        for p in others {
+            self.update_participant(p);
+        }
+        self.report_participants();
+
+        let (rtc_tx, rtc_rx) = mpsc::unbounded_channel();
+        let mut tracks = Vec::new();
+        if let Some(t) = &media.camera_track {
+            tracks.push((t.clone(), true));
+        }
+        if let Some(t) = &media.mic_track {
+            tracks.push((t.clone(), false));
+        }
+        match Transport::new(self.apis, &self.join.ice_servers, &tracks, rtc_tx).await {
+            Ok(t) => self.transport = Some(t),
+            Err(e) => {
+                return Outcome::Failed(Failure::new(
+                    FailureKind::Media,
+                    format!("cannot create the WebRTC connections: {e}"),
+                ))
+            }
+        }
+        let mut rtc_rx = rtc_rx;
+
+        // Publish: announce our tracks, negotiate when the SFU has acknowledged them.
+        if media.camera_track.is_some() {
+            let (w, h) = media
+                .video
+                .as_ref()
+                .map(|v| {
+                    let s = v.stats();
+                    (s.width, s.height)
+                })
+                .unwrap_or((0, 0));
+            self.send(Req::AddTrack(proto::AddTrackRequest {
+                cid: CAMERA_CID.into(),
+                name: "camera".into(),
+                r#type: proto::TrackType::Video as i32,
+                source: proto::TrackSource::Camera as i32,
+                width: w,
+                height: h,
+                muted: !local.camera_enabled,
+                layers: vec![proto::VideoLayer {
+                    quality: proto::VideoQuality::High as i32,
+                    width: w,
+                    height: h,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }));
+            self.awaiting_publish.push(CAMERA_CID.into());
+        }
+        if media.mic_track.is_some() {
+            self.send(Req::AddTrack(proto::AddTrackRequest {
+                cid: MICROPHONE_CID.into(),
+                name: "microphone".into(),
+                r#type: proto::TrackType::Audio as i32,
+                source: proto::TrackSource::Microphone as i32,
+                muted: local.mic_muted,
+                ..Default::default()
+            }));
+            self.awaiting_publish.push(MICROPHONE_CID.into());
+        }
+        if self.awaiting_publish.is_empty() {
+            if let Err(e) = self.negotiate_publisher().await {
+                return Outcome::Lost(e);
+            }
+        }
+        let publish_deadline = tokio::time::sleep(PUBLISH_TIMEOUT);
+        tokio::pin!(publish_deadline);
+
+        let mut receiver_events = media.receiver_events.take();
+        let outcome = loop {
+            tokio::select! {
+                message = inbound.recv() => match message {
+                    Some(Inbound::Response(m)) => {
+                        if let Some(outcome) = self.on_signal(*m, media, local).await {
+                            break outcome;
+                        }
+                    }
+                    Some(Inbound::Closed(reason)) => {
+                        break Outcome::Lost(format!("signalling connection lost: {reason}"));
+                    }
+                    None => break Outcome::Lost("signalling connection lost".into()),
+                },
+                event = rtc_rx.recv() => {
+                    if let Some(event) = event {
+                        if let Some(outcome) = self.on_rtc(event, media).await {
+                            break outcome;
+                        }
+                    }
+                },
+                event = recv_opt(&mut receiver_events) => {
+                    self.on_receiver(event).await;
+                },
+                command = commands.recv() => match command {
+                    Some(Command::Stop) | None => break Outcome::Stopped,
+                    Some(Command::MicMuted(m)) => {
+                        local.mic_muted = m;
+                        self.set_mic(media, m);
+                    }
+                    Some(Command::CameraEnabled(c)) => {
+                        local.camera_enabled = c;
+                        self.set_camera(media, c);
+                    }
+                },
+                _ = &mut publish_deadline, if !self.publisher_negotiated && !self.awaiting_publish.is_empty() => {
+                    tracing::warn!(pending = ?self.awaiting_publish, "the SFU did not acknowledge our tracks; negotiating anyway");
+                    self.awaiting_publish.clear();
+                    if let Err(e) = self.negotiate_publisher().await {
+                        break Outcome::Lost(e);
+                    }
+                }
+            }
+        };
+        media.receiver_events = receiver_events;
+        outcome
+    }
+
+    fn set_mic(&self, media: &Media, muted: bool) {
+        if let Some(a) = &media.audio {
+            a.set_mic_muted(muted);
+        }
+        if let Some(sid) = &self.mic_sid {
+            self.send(Req::Mute(proto::MuteTrackRequest {
+                sid: sid.clone(),
+                muted,
+            }));
+        }
+    }
+
+    fn set_camera(&self, media: &Media, enabled: bool) {
+        if let Some(v) = &media.video {
+            v.set_camera_enabled(enabled);
+        }
+        if let Some(sid) = &self.camera_sid {
+            self.send(Req::Mute(proto::MuteTrackRequest {
+                sid: sid.clone(),
+                muted: !enabled,
+            }));
+        }
+    }
+
+    async fn negotiate_publisher(&mut self) -> Result<(), String> {
+        let Some(t) = &self.transport else {
+            return Ok(());
+        };
+        let offer = t
+            .publisher
+            .create_offer(None)
+            .await
+            .map_err(|e| format!("cannot create the publisher offer: {e}"))?;
+        t.publisher
+            .set_local_description(offer.clone())
+            .await
+            .map_err(|e| format!("cannot apply the publisher offer: {e}"))?;
+        self.send(Req::Offer(proto::SessionDescription {
+            r#type: "offer".into(),
+            sdp: offer.sdp,
+            ..Default::default()
+        }));
+        self.publisher_negotiated = true;
+        Ok(())
+    }
+
+    async fn flush_candidates(&mut self, target: i32) {
+        let pending = std::mem::take(&mut self.pending_candidates[target as usize]);
+        if let Some(t) = &self.transport {
+            for json in pending {
+                if let Err(e) = t.add_candidate(target, &json).await {
+                    tracing::debug!(error = %e, "queued candidate refused");
+                }
+            }
+        }
+    }
+
+    async fn on_signal(
+        &mut self,
+        message: Resp,
+        media: &Media,
+        local: &mut Local,
+    ) -> Option<Outcome> {
+        match message {
+            Resp::Answer(answer) => {
+                let t = self.transport.as_ref()?;
+                let desc = match RTCSessionDescription::answer(answer.sdp) {
+                    Ok(d) => d,
+                    Err(e) => return Some(Outcome::Lost(format!("bad publisher answer: {e}"))),
+                };
+                if let Err(e) = t.publisher.set_remote_description(desc).await {
+                    return Some(Outcome::Lost(format!(
+                        "cannot apply the publisher answer: {e}"
+                    )));
+                }
+                self.remote_description[PUBLISHER as usize] = true;
+                self.flush_candidates(PUBLISHER).await;
+            }
+            Resp::Offer(offer) => {
+                let t = self.transport.as_ref()?;
+                let result = async {
+                    t.subscriber
+                        .set_remote_description(RTCSessionDescription::offer(offer.sdp)?)
+                        .await?;
+                    let answer = t.subscriber.create_answer(None).await?;
+                    t.subscriber.set_local_description(answer.clone()).await?;
+                    Ok::<_, webrtc::Error>(answer)
+                }
+                .await;
+                match result {
+                    Ok(answer) => {
+                        self.send(Req::Answer(proto::SessionDescription {
+                            r#type: "answer".into(),
+                            sdp: answer.sdp,
+                            id: offer.id,
+                            ..Default::default()
+                        }));
+                        self.remote_description[SUBSCRIBER as usize] = true;
+                        self.flush_candidates(SUBSCRIBER).await;
+                    }
+                    Err(e) => {
+                        return Some(Outcome::Lost(format!(
+                            "cannot answer the subscriber offer: {e}"
+                        )))
+                    }
+                }
+            }
+            Resp::Trickle(trickle) => {
+                let target = if trickle.target == SUBSCRIBER {
+                    SUBSCRIBER
+                } else {
+                    PUBLISHER
+                };
+                let candidate = serde_json::from_str::<serde_json::Value>(&trickle.candidate_init)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("candidate")
+                            .and_then(|c| c.as_str())
+                            .map(str::to_owned)
+                    })
+                    .unwrap_or_default();
+                if !candidate_allowed(self.apis.loopback_only(), &candidate) {
+                    tracing::trace!(%candidate, "non-loopback candidate ignored");
+                } else if self.remote_description[target as usize] {
+                    if let Some(t) = &self.transport {
+                        if let Err(e) = t.add_candidate(target, &trickle.candidate_init).await {
+                            tracing::debug!(error = %e, "remote candidate refused");
+                        }
+                    }
+                } else {
+                    self.pending_candidates[target as usize].push(trickle.candidate_init);
+                }
+            }
+            Resp::TrackPublished(published) => {
+                let sid = published
+                    .track
+                    .as_ref()
+                    .map(|t| t.sid.clone())
+                    .unwrap_or_default();
+                tracing::info!(cid = %published.cid, %sid, "track published");
+                match published.cid.as_str() {
+                    CAMERA_CID => self.camera_sid = Some(sid),
+                    MICROPHONE_CID => self.mic_sid = Some(sid),
+                    _ => {}
+                }
+                self.awaiting_publish.retain(|c| *c != published.cid);
+                if self.awaiting_publish.is_empty() && !self.publisher_negotiated {
+                    if let Err(e) = self.negotiate_publisher().await {
+                        return Some(Outcome::Lost(e));
+                    }
+                }
+            }
+            Resp::Update(update) => {
+                for p in update.participants {
+                    self.update_participant(p);
+                }
+                self.report_participants();
+            }
+            Resp::Mute(mute) => {
+                // Server-initiated mute: obey; never unmute ourselves on request.
+                if !mute.muted {
+                    tracing::info!(sid = %mute.sid, "server asked to unmute; staying as we are");
+                } else if Some(&mute.sid) == self.mic_sid.as_ref() {
+                    self.remote_mute(Track::Microphone, media, local);
+                } else if Some(&mute.sid) == self.camera_sid.as_ref() {
+                    self.remote_mute(Track::Camera, media, local);
+                }
+            }
+            Resp::SpeakersChanged(changed) => {
+                let speaker = changed
+                    .speakers
+                    .iter()
+                    .filter(|s| s.active && s.sid != self.my_sid)
+                    .max_by(|a, b| a.level.total_cmp(&b.level));
+                if let Some(receiver) = &media.receiver {
+                    let track = speaker.and_then(|s| {
+                        self.remote
+                            .iter()
+                            .find(|(_, r)| r.is_video && r.participant_sid == s.sid)
+                            .map(|(id, _)| id.clone())
+                    });
+                    if track.is_some() {
+                        receiver.set_active_speaker(track.as_deref());
+                    }
+                }
+            }
+            Resp::RefreshToken(token) => {
+                tracing::debug!("access token refreshed");
+                self.creds.token = token;
+            }
+            Resp::Leave(leave) => {
+                use proto::leave_request::Action;
+                let action = Action::try_from(leave.action).unwrap_or(Action::Disconnect);
+                let reason = proto::DisconnectReason::try_from(leave.reason)
+                    .unwrap_or(proto::DisconnectReason::UnknownReason);
+                tracing::info!(
+                    action = action.as_str_name(),
+                    reason = reason.as_str_name(),
+                    "the server asked us to leave"
+                );
+                return Some(match (action, reason) {
+                    (Action::Resume | Action::Reconnect, _) => Outcome::Lost(format!(
+                        "server asked to reconnect ({})",
+                        reason.as_str_name()
+                    )),
+                    (_, proto::DisconnectReason::DuplicateIdentity) => {
+                        Outcome::Ended(EndReason::DuplicateIdentity)
+                    }
+                    (_, proto::DisconnectReason::ParticipantRemoved) => {
+                        Outcome::Ended(EndReason::Removed)
+                    }
+                    (
+                        _,
+                        proto::DisconnectReason::RoomDeleted | proto::DisconnectReason::RoomClosed,
+                    ) => Outcome::Ended(EndReason::RoomDeleted),
+                    (_, proto::DisconnectReason::ServerShutdown) if leave.can_reconnect => {
+                        Outcome::Lost("the server is shutting down".into())
+                    }
+                    _ => Outcome::Ended(EndReason::Other),
+                });
+            }
+            Resp::TrackUnpublished(t) => tracing::debug!(sid = %t.track_sid, "track unpublished"),
+            Resp::RoomUpdate(_) | Resp::ConnectionQuality(_) | Resp::SubscribedQualityUpdate(_) => {
+            }
+            other => tracing::trace!(?other, "signalling message ignored"),
+        }
+        None
+    }
+
+    fn remote_mute(&self, track: Track, media: &Media, local: &mut Local) {
+        match track {
+            Track::Microphone => {
+                if local.mic_muted {
+                    return;
+                }
+                local.mic_muted = true;
+                self.set_mic(media, true);
+            }
+            Track::Camera => {
+                if !local.camera_enabled {
+                    return;
+                }
+                local.camera_enabled = false;
+                self.set_camera(media, false);
+            }
+        }
+        tracing::info!(?track, "muted by a remote participant");
+        self.reporter.send(SessionEvent::RemoteMute(track));
+    }
+
+    fn update_participant(&mut self, p: proto::ParticipantInfo) {
+        if p.sid == self.my_sid || p.identity.is_empty() {
+            return;
+        }
+        let gone = p.state == proto::participant_info::State::Disconnected as i32;
+        if gone {
+            self.participants.remove(&p.sid);
+            return;
+        }
+        if let Some(existing) = self.participants.get(&p.sid) {
+            if existing.version > p.version && p.version != 0 {
+                return;
+            }
+        }
+        self.participants.insert(p.sid.clone(), p);
+    }
+
+    fn report_participants(&mut self) {
+        let mut list: Vec<Participant> = self
+            .participants
+            .values()
+            .map(|p| Participant {
+                identity: p.identity.clone(),
+                name: if p.name.is_empty() {
+                    p.identity.clone()
+                } else {
+                    p.name.clone()
+                },
+                audio: p
+                    .tracks
+                    .iter()
+                    .any(|t| t.r#type == proto::TrackType::Audio as i32 && !t.muted),
+                video: p
+                    .tracks
+                    .iter()
+                    .any(|t| t.r#type == proto::TrackType::Video as i32 && !t.muted),
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name).then(a.identity.cmp(&b.identity)));
+        if self.last_reported.as_ref() != Some(&list) {
+            self.last_reported = Some(list.clone());
+            self.reporter.send(SessionEvent::Participants(list));
+        }
+    }
+
+    async fn on_rtc(&mut self, event: RtcEvent, media: &mut Media) -> Option<Outcome> {
+        match event {
+            RtcEvent::Candidate { target, json } => {
+                self.send(Req::Trickle(proto::TrickleRequest {
+                    candidate_init: json,
+                    target,
+                    r#final: false,
+                }))
+            }
+            RtcEvent::State { target, state } => {
+                tracing::debug!(target, %state, "peer connection state");
+                if state == RTCPeerConnectionState::Failed {
+                    let which = if target == SUBSCRIBER {
+                        "subscriber"
+                    } else {
+                        "publisher"
+                    };
+                    return Some(Outcome::Lost(format!(
+                        "the {which} peer connection failed (ICE/DTLS)"
+                    )));
+                }
+            }
+            RtcEvent::Track(track) => self.on_remote_track(track, media).await,
+            RtcEvent::Data(data) => {
+                if let Some(outcome) = self.on_data(&data, media) {
+                    return Some(outcome);
+                }
+            }
+            RtcEvent::KeyframeRequested => {
+                self.shared
+                    .keyframe_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(v) = &media.video {
+                    v.request_keyframe();
+                }
+            }
+        }
+        None
+    }
+
+    fn on_data(&mut self, data: &[u8], media: &Media) -> Option<Outcome> {
+        let packet = match proto::DataPacket::decode(data) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "undecodable data packet ignored");
+                return None;
+            }
+        };
+        let Some(proto::data_packet::Value::User(user)) = packet.value else {
+            return None;
+        };
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&user.payload) else {
+            tracing::debug!(topic = ?user.topic, "non-JSON user data ignored");
+            return None;
+        };
+        let kind = json.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        match kind {
+            // Meet sends it to the person it muted (their microphone).
+            "participantMuted" => {
+                let mut local = Local {
+                    mic_muted: false,
+                    camera_enabled: true,
+                };
+                let already = media
+                    .audio
+                    .as_ref()
+                    .map(|a| a.stats().muted)
+                    .unwrap_or(false);
+                if !already {
+                    self.remote_mute(Track::Microphone, media, &mut local);
+                }
+            }
+            other => {
+                tracing::info!(kind = other, from = %packet.participant_identity, "meeting message")
+            }
+        }
+        None
+    }
+
+    async fn on_remote_track(&mut self, track: Arc<TrackRemote>, media: &mut Media) {
+        let stream = track.stream_id();
+        let (participant_sid, track_sid) = match stream.split_once('|') {
+            Some((p, _)) if track.id().starts_with("TR_") => (p.to_owned(), track.id()),
+            Some((p, t)) => (p.to_owned(), t.to_owned()),
+            None => (stream.clone(), track.id()),
+        };
+        let mime = track.codec().capability.mime_type.clone();
+        let ssrc = track.ssrc();
+        let Some(codec) = RemoteCodec::from_mime_type(&mime) else {
+            tracing::warn!(%mime, track = %track_sid, "remote track with an unsupported codec ignored");
+            return;
+        };
+        let screen_share = self
+            .participants
+            .get(&participant_sid)
+            .and_then(|p| p.tracks.iter().find(|t| t.sid == track_sid))
+            .is_some_and(|t| t.source == proto::TrackSource::ScreenShare as i32);
+        tracing::info!(track = %track_sid, participant = %participant_sid, %mime, ssrc, "remote track");
+        let shared = self.shared.clone();
+        let receiver = media.receiver.clone();
+        if let Some(r) = &receiver {
+            if let Err(e) = r.add_track(RemoteTrack {
+                id: track_sid.clone(),
+                codec,
+                payload_type: track.payload_type(),
+                screen_share,
+            }) {
+                tracing::warn!(track = %track_sid, error = %e, "remote track cannot be played");
+            }
+        }
+        let id = track_sid.clone();
+        let reader = tokio::spawn(async move {
+            while let Ok((packet, _)) = track.read_rtp().await {
+                shared.rtp_packets_received.fetch_add(1, Ordering::Relaxed);
+                if let Some(r) = &receiver {
+                    if let Ok(bytes) = packet.marshal() {
+                        let _ = r.push_rtp(&id, bytes);
+                    }
+                }
+            }
+            if let Some(r) = &receiver {
+                let _ = r.remove_track(&id);
+            }
+            tracing::debug!(track = %id, "remote track ended");
+        });
+        self.remote.insert(
+            track_sid,
+            RemoteInfo {
+                ssrc,
+                is_video: codec.is_video(),
+                participant_sid,
+                reader,
+            },
+        );
+        if codec.is_video() {
+            self.send_track_settings(media);
+        }
+    }
+
+    /// Tells the SFU the size each remote video is actually shown at.
+    fn send_track_settings(&self, media: &Media) {
+        let Some(receiver) = &media.receiver else {
+            return;
+        };
+        for (id, rect) in receiver.layout() {
+            if !self.remote.contains_key(&id) {
+                continue;
+            }
+            self.send(Req::TrackSetting(proto::UpdateTrackSettings {
+                track_sids: vec![id],
+                disabled: false,
+                width: rect.width.max(1) as u32,
+                height: rect.height.max(1) as u32,
+                ..Default::default()
+            }));
+        }
+    }
+
+    async fn on_receiver(&mut self, event: Option<ReceiverEvent>) {
+        match event {
+            Some(ReceiverEvent::KeyframeNeeded { track_id }) => {
+                if let (Some(info), Some(t)) = (self.remote.get(&track_id), &self.transport) {
+                    t.request_keyframe(info.ssrc).await;
+                }
+            }
+            Some(ReceiverEvent::TrackFailed { track_id, reason }) => {
+                tracing::warn!(track = %track_id, %reason, "a remote track failed to play");
+            }
+            Some(ReceiverEvent::Failed { reason }) => {
+                tracing::error!(%reason, "remote media playback failed");
+            }
+            None => {}
+        }
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => match r.recv().await {
+            Some(v) => Some(v),
+            None => {
+                *rx = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejoin_backoff_doubles_from_300_ms_and_stays_under_7_s_plus_jitter() {
+        assert!(
+            backoff(0) >= Duration::from_millis(300) && backoff(0) <= Duration::from_millis(390)
+        );
+        assert!(backoff(1) >= Duration::from_millis(600));
+        assert!(
+            backoff(10) >= Duration::from_millis(7_000)
+                && backoff(10) <= Duration::from_millis(9_100)
+        );
+    }
+}

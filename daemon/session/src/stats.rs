@@ -1,0 +1,58 @@
+//! The session's media counters, readable from the daemon while the session runs.
+
+use std::sync::{Arc, Mutex};
+
+use visio_room_media::{
+    AudioSendStats, AudioSender, Receiver, ReceiverStats, VideoSendStats, VideoSender,
+};
+
+/// Media status for `status --json` under `media`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct MediaStatus {
+    /// Decoded remote video frames since joining (all tracks).
+    pub received_video_frames: u64,
+    /// What is sent: codec, encoder, size, counters (`None` before media starts).
+    pub video: Option<VideoSendStats>,
+    /// The microphone sender.
+    pub audio: Option<AudioSendStats>,
+    /// The receiver, per track.
+    pub receiver: Option<ReceiverStats>,
+    /// The encoder probe's report (which encoder and why).
+    pub encoder_report: Option<String>,
+    /// RTP packets received from the SFU on all remote tracks.
+    pub rtp_packets_received: u64,
+    /// Keyframes requested by viewers (PLI/FIR).
+    pub keyframe_requests: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Refs {
+    pub video: Option<Arc<VideoSender>>,
+    pub audio: Option<Arc<AudioSender>>,
+    pub receiver: Option<Arc<Receiver>>,
+    pub encoder_report: Option<String>,
+}
+
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub refs: Mutex<Refs>,
+    pub rtp_packets_received: std::sync::atomic::AtomicU64,
+    pub keyframe_requests: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> MediaStatus {
+        use std::sync::atomic::Ordering::Relaxed;
+        let refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
+        let receiver = refs.receiver.as_ref().map(|r| r.stats());
+        MediaStatus {
+            received_video_frames: receiver.as_ref().map_or(0, |r| r.received_video_frames),
+            video: refs.video.as_ref().map(|v| v.stats()),
+            audio: refs.audio.as_ref().map(|a| a.stats()),
+            receiver,
+            encoder_report: refs.encoder_report.clone(),
+            rtp_packets_received: self.rtp_packets_received.load(Relaxed),
+            keyframe_requests: self.keyframe_requests.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Test support: a real `visio-sim` process (built from this workspace) and helpers to drive
+//! sessions against it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use visio_room_core::controller::{SessionEvent, SessionId};
+use visio_room_session::{SessionConfig, SessionRequest};
+
+pub const ADMIN: &str = "test-admin-token";
+
+/// The `visio-sim` binary: `$VISIO_SIM_BIN`, or built with cargo into this target directory.
+pub fn sim_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(bin) = std::env::var("VISIO_SIM_BIN") {
+            return PathBuf::from(bin);
+        }
+        // <target>/debug/deps/<test exe> → <target>/debug/visio-sim
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target/<profile>");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let bin = profile_dir.join("visio-sim");
+        // `cargo nextest run --workspace` has built it already; building it again with
+        // `-p visio-sim` would resolve features differently and rebuild half the tree.
+        if is_fresh(&bin) {
+            return bin;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "visio-sim"])
+            .env("CARGO_TARGET_DIR", target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cannot run cargo to build visio-sim");
+        assert!(
+            status.success(),
+            "building visio-sim failed: run `cargo build -p visio-sim` to see why"
+        );
+        let bin = profile_dir.join("visio-sim");
+        assert!(
+            bin.exists(),
+            "visio-sim binary not found at {}",
+            bin.display()
+        );
+        bin
+    })
+    .clone()
+}
+
+/// Whether `bin` exists and is newer than every source file of visio-sim.
+fn is_fresh(bin: &std::path::Path) -> bool {
+    let Ok(built) = bin.metadata().and_then(|m| m.modified()) else {
+        return false;
+    };
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-tests/visio-sim");
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m > built)
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// A running simulator; killed on drop.
+pub struct Sim {
+    child: Child,
+    pub base: String,
+    pub addr: String,
+    args: Vec<String>,
+}
+
+impl Sim {
+    /// Starts `visio-sim` on a free loopback port with extra arguments.
+    pub fn start(extra: &[&str]) -> Sim {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Starts `visio-sim` on `listen`.
+    pub fn start_on(listen: &str, extra: &[&str]) -> Sim {
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            listen.into(),
+            "--admin-token".into(),
+            ADMIN.into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(sim_binary())
+            .args(&args)
+            .env(
+                "RUST_LOG",
+                std::env::var("SIM_LOG").unwrap_or_else(|_| "visio_sim=warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start visio-sim");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("visio-sim output");
+        let base = line
+            .trim()
+            .strip_prefix("visio-sim listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from visio-sim: {line:?}"))
+            .to_owned();
+        let addr = base.trim_start_matches("http://").to_owned();
+        Sim {
+            child,
+            base,
+            addr,
+            args,
+        }
+    }
+
+    /// Kills and starts the simulator again on the same address (a server restart).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let extra: Vec<String> = self.args[4..].to_vec();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let mut last = None;
+        for _ in 0..50 {
+            match std::panic::catch_unwind(|| Sim::start_on(&self.addr, &extra)) {
+                Ok(new) => {
+                    *self = new;
+                    return;
+                }
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::panic::resume_unwind(last.unwrap());
+    }
+
+    pub fn meeting_url(&self, slug: &str) -> String {
+        format!("{}/{slug}", self.base)
+    }
+
+    /// Admin API GET returning JSON.
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("sim admin request");
+        r.json().await.expect("sim admin JSON")
+    }
+
+    /// Admin API POST with JSON.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .expect("sim admin request")
+            .status()
+    }
+
+    /// Admin API DELETE.
+    pub async fn delete(&self, path: &str) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("sim admin request")
+            .status()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A session configuration for the simulator: loopback ICE, fast lobby polling, no media.
+pub fn sim_config() -> SessionConfig {
+    SessionConfig {
+        ice_loopback_only: true,
+        lobby_poll_interval: Duration::from_millis(300),
+        reconnect_budget: Duration::from_secs(30),
+        ..SessionConfig::default()
+    }
+}
+
+pub fn request(id: u64, url: &str, name: &str) -> SessionRequest {
+    SessionRequest {
+        id: SessionId(id),
+        url: url.to_owned(),
+        display_name: name.to_owned(),
+        mic_muted: false,
+        camera_enabled: true,
+    }
+}
+
+pub type Events = mpsc::UnboundedReceiver<(SessionId, SessionEvent)>;
+
+/// Waits for the first event matching `pred` (others are skipped), failing after `secs`.
+pub async fn expect_event(
+    events: &mut Events,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&SessionEvent) -> bool,
+) -> SessionEvent {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some((_, e))) if pred(&e) => return e,
+            Ok(Some((_, e))) => eprintln!("(skipping event {e:?} while waiting for {what})"),
+            Ok(None) => panic!("event channel closed while waiting for {what}"),
+            Err(_) => panic!("no {what} within {secs} s"),
+        }
+    }
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "visio_room_session=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,124 @@
+//! In the meeting, signalling only (no media engine): participants, leaving, being removed,
+//! and rejoining after the server restarts. Against a real `visio-sim`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::sync::mpsc;
+use visio_room_core::controller::{EndReason, SessionEvent};
+use visio_room_session::start;
+
+fn has_participant(e: &SessionEvent, name: &str) -> bool {
+    matches!(e, SessionEvent::Participants(list) if list.iter().any(|p| p.name == name))
+}
+
+async fn identity_of(sim: &Sim, room: &str, name: &str) -> Option<String> {
+    let list = sim.get(&format!("/sim/v1/rooms/{room}/participants")).await;
+    list["participants"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["identity"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn two_rooms_in_one_meeting_see_each_other_and_the_one_leaving_disappears() {
+    init_tracing();
+    let sim = Sim::start(&[]);
+    let url = sim.meeting_url("abc-defg-hij");
+    let (tx_a, mut a) = mpsc::unbounded_channel();
+    let (tx_b, mut b) = mpsc::unbounded_channel();
+    let room_a = start(request(1, &url, "Salle A"), sim_config(), tx_a);
+    expect_event(&mut a, 10, "Connected", |e| *e == SessionEvent::Connected).await;
+    let room_b = start(request(2, &url, "Salle B"), sim_config(), tx_b);
+    expect_event(&mut b, 10, "Connected", |e| *e == SessionEvent::Connected).await;
+    expect_event(&mut b, 10, "Salle A in B's list", |e| {
+        has_participant(e, "Salle A")
+    })
+    .await;
+    expect_event(&mut a, 10, "Salle B in A's list", |e| {
+        has_participant(e, "Salle B")
+    })
+    .await;
+
+    room_b.stop();
+    expect_event(&mut b, 5, "Stopped", |e| *e == SessionEvent::Stopped).await;
+    expect_event(
+        &mut a,
+        10,
+        "Salle B gone from A's list",
+        |e| matches!(e, SessionEvent::Participants(list) if list.is_empty()),
+    )
+    .await;
+    drop(room_a);
+    expect_event(&mut a, 5, "Stopped after drop", |e| {
+        *e == SessionEvent::Stopped
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_host_removing_the_room_ends_the_call_as_removed() {
+    let sim = Sim::start(&[]);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let _room = start(
+        request(1, &sim.meeting_url("abc-defg-hij"), "Salle A"),
+        sim_config(),
+        tx,
+    );
+    expect_event(&mut events, 10, "Connected", |e| {
+        *e == SessionEvent::Connected
+    })
+    .await;
+    let identity = identity_of(&sim, "abc-defg-hij", "Salle A")
+        .await
+        .expect("the room in the sim");
+    let status = sim
+        .delete(&format!(
+            "/sim/v1/rooms/abc-defg-hij/participants/{identity}"
+        ))
+        .await;
+    assert!(status.is_success());
+    expect_event(&mut events, 10, "Ended(Removed)", |e| {
+        *e == SessionEvent::Ended(EndReason::Removed)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_room_rejoins_by_itself_after_the_server_restarts() {
+    init_tracing();
+    let mut sim = Sim::start(&[]);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let _room = start(
+        request(1, &sim.meeting_url("abc-defg-hij"), "Salle A"),
+        sim_config(),
+        tx,
+    );
+    expect_event(&mut events, 10, "Connected", |e| {
+        *e == SessionEvent::Connected
+    })
+    .await;
+    assert!(identity_of(&sim, "abc-defg-hij", "Salle A").await.is_some());
+    sim.restart();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if identity_of(&sim, "abc-defg-hij", "Salle A").await.is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room did not come back within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // No failure was reported on the way.
+    while let Ok((_, e)) = events.try_recv() {
+        assert!(
+            !matches!(e, SessionEvent::Failed(_) | SessionEvent::Ended(_)),
+            "{e:?}"
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! Joining through the Meet REST API and the lobby, against a real `visio-sim`, and the bad
+//! inputs a room meets in the field (unreachable host, unknown room, broken API, refused token).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use visio_room_core::controller::{FailureKind, SessionEvent};
+use visio_room_session::meet::{MeetClient, MeetingTarget};
+use visio_room_session::{start, TlsRoots};
+
+fn tls() -> std::sync::Arc<rustls::ClientConfig> {
+    visio_room_session::tls::client_config(&TlsRoots::default()).expect("system trust store")
+}
+
+fn failure(e: &SessionEvent) -> Option<FailureKind> {
+    match e {
+        SessionEvent::Failed(f) => Some(f.kind),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_public_room_gives_livekit_credentials_for_its_uuid() {
+    let sim = Sim::start(&["--room", "abc-defg-hij:public"]);
+    let target = MeetingTarget::parse(&sim.meeting_url("abc-defg-hij"), &[]).unwrap();
+    let client = MeetClient::new(target, tls()).unwrap();
+    let room = client.room("Salle Jaune").await.unwrap();
+    assert_eq!(room.access_level, "public");
+    let creds = client
+        .join_credentials(
+            "Salle Jaune",
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+            || async {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(creds.room.clone()),
+        room.id,
+        "the LiveKit room is the room UUID"
+    );
+    assert_eq!(creds.ws_url.scheme(), "ws");
+}
+
+#[tokio::test]
+async fn the_room_waits_in_the_lobby_until_a_host_admits_it_then_joins() {
+    init_tracing();
+    let sim = Sim::start(&["--room", "board:trusted"]);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let _session = start(
+        request(1, &sim.meeting_url("board"), "Salle Verte"),
+        sim_config(),
+        tx,
+    );
+    expect_event(&mut events, 10, "WaitingInLobby", |e| {
+        *e == SessionEvent::WaitingInLobby
+    })
+    .await;
+    // Stay a few poll periods: the entry must be kept alive by polling (it expires after 3 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let waiting = sim.get("/api/v1.0/rooms/board/waiting-participants/").await;
+    let list = waiting["participants"]
+        .as_array()
+        .expect("participants list");
+    assert_eq!(list.len(), 1, "the room is still waiting: {waiting}");
+    assert_eq!(list[0]["username"], "Salle Verte");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let status = sim
+        .post(
+            "/api/v1.0/rooms/board/enter/",
+            serde_json::json!({"participant_id": id, "allow_entry": true}),
+        )
+        .await;
+    assert!(status.is_success());
+    expect_event(&mut events, 10, "Connected", |e| {
+        *e == SessionEvent::Connected
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_room_denied_by_the_host_reports_denied() {
+    let sim = Sim::start(&["--room", "board:restricted"]);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let _session = start(
+        request(1, &sim.meeting_url("board"), "Salle Rouge"),
+        sim_config(),
+        tx,
+    );
+    expect_event(&mut events, 10, "WaitingInLobby", |e| {
+        *e == SessionEvent::WaitingInLobby
+    })
+    .await;
+    let waiting = sim.get("/api/v1.0/rooms/board/waiting-participants/").await;
+    let id = waiting["participants"][0]["id"]
+        .as_str()
+        .expect("a waiting participant")
+        .to_owned();
+    sim.post(
+        "/api/v1.0/rooms/board/enter/",
+        serde_json::json!({"participant_id": id, "allow_entry": false}),
+    )
+    .await;
+    let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
+    assert_eq!(failure(&e), Some(FailureKind::Denied), "{e:?}");
+}
+
+#[tokio::test]
+async fn nobody_admitting_the_room_ends_in_a_lobby_timeout() {
+    let sim = Sim::start(&["--room", "board:trusted"]);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let mut config = sim_config();
+    config.lobby_timeout = Duration::from_secs(2);
+    let _session = start(
+        request(1, &sim.meeting_url("board"), "Salle Bleue"),
+        config,
+        tx,
+    );
+    let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
+    assert_eq!(failure(&e), Some(FailureKind::LobbyTimeout), "{e:?}");
+}
+
+#[tokio::test]
+async fn stopping_while_in_the_lobby_reports_stopped() {
+    let sim = Sim::start(&["--room", "board:trusted"]);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let session = start(
+        request(1, &sim.meeting_url("board"), "Salle Bleue"),
+        sim_config(),
+        tx,
+    );
+    expect_event(&mut events, 10, "WaitingInLobby", |e| {
+        *e == SessionEvent::WaitingInLobby
+    })
+    .await;
+    session.stop();
+    expect_event(&mut events, 5, "Stopped", |e| *e == SessionEvent::Stopped).await;
+}
+
+#[tokio::test]
+async fn an_unknown_room_is_reported_as_not_found() {
+    let sim = Sim::start(&["--no-unregistered-rooms"]);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let _session = start(
+        request(1, &sim.meeting_url("zzz-zzzz-zzz"), "Salle"),
+        sim_config(),
+        tx,
+    );
+    let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
+    assert_eq!(failure(&e), Some(FailureKind::RoomNotFound), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_host_is_reported_as_unreachable() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let _session = start(
+        request(1, &format!("http://127.0.0.1:{port}/abc-defg-hij"), "Salle"),
+        sim_config(),
+        tx,
+    );
+    let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
+    assert_eq!(failure(&e), Some(FailureKind::Unreachable), "{e:?}");
+    let SessionEvent::Failed(f) = e else {
+        unreachable!()
+    };
+    assert!(f.message.contains("cannot reach"), "{}", f.message);
+}
+
+/// A minimal HTTP server answering every request with `reply(path)` (status, JSON body).
+async fn fake_meet(reply: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply = std::sync::Arc::new(reply);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let (status, body) = reply(&path);
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_broken_api_reply_is_a_protocol_error_with_a_clear_message() {
+    let base = fake_meet(|path| {
+        if path.contains("config") {
+            (200, r#"{"livekit": {"url": "http://127.0.0.1:1"}}"#.into())
+        } else {
+            (200, "<html>502 Bad Gateway</html>".into())
+        }
+    })
+    .await;
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let _session = start(
+        request(1, &format!("{base}/abc-defg-hij"), "Salle"),
+        sim_config(),
+        tx,
+    );
+    let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
+    let SessionEvent::Failed(f) = e else {
+        unreachable!()
+    };
+    assert_eq!(f.kind, FailureKind::Protocol);
+    assert!(f.message.contains("unexpected reply"), "{}", f.message);
+}
+
+#[tokio::test]
+async fn a_token_refused_by_livekit_is_reported_as_refused() {
+    // The Meet API is fake; the LiveKit server is the real simulator, which rejects the token.
+    let sim = Sim::start(&[]);
+    let livekit = sim.base.clone();
+    let base = fake_meet(move |path| {
+        if path.contains("config") {
+            (200, "{}".into())
+        } else {
+            (
+                200,
+                format!(
+                    r#"{{"id":"4d1a7e0c","slug":"abc-defg-hij","access_level":"public",
+                    "livekit":{{"url":"{livekit}","room":"4d1a7e0c","token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.bad"}}}}"#
+                ),
+            )
+        }
+    })
+    .await;
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let _session = start(
+        request(1, &format!("{base}/abc-defg-hij"), "Salle"),
+        sim_config(),
+        tx,
+    );
+    let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
+    assert_eq!(failure(&e), Some(FailureKind::Refused), "{e:?}");
+}
