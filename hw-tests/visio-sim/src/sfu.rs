@@ -662,6 +662,72 @@ impl Sfu {
     }
 }
 
+/// The video codecs of the m-section `mid` of an offer, in the offer's order (RTX, RED and
+/// FEC left out), with the feedback this SFU answers for video.
+fn offered_video_codecs(
+    sdp: &str,
+    mid: &str,
+) -> Vec<webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters> {
+    use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTCRtpCodecParameters};
+    use webrtc::rtp_transceiver::RTCPFeedback;
+    let mid_line = format!("a=mid:{mid}");
+    let Some(section) = sdp
+        .split("\r\nm=")
+        .find(|s| s.lines().any(|l| l.trim() == mid_line))
+    else {
+        return Vec::new();
+    };
+    let order: Vec<u8> = section
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(3)
+        .filter_map(|pt| pt.parse().ok())
+        .collect();
+    let attr = |prefix: &str, pt: u8| {
+        section.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{prefix}{pt} "))
+                .map(str::to_owned)
+        })
+    };
+    let feedback: Vec<RTCPFeedback> = [
+        ("nack", ""),
+        ("nack", "pli"),
+        ("ccm", "fir"),
+        ("goog-remb", ""),
+        ("transport-cc", ""),
+    ]
+    .iter()
+    .map(|(typ, parameter)| RTCPFeedback {
+        typ: (*typ).into(),
+        parameter: (*parameter).into(),
+    })
+    .collect();
+    order
+        .into_iter()
+        .filter_map(|pt| {
+            let rtpmap = attr("a=rtpmap:", pt)?;
+            let (name, rate) = rtpmap.split_once('/')?;
+            if !["VP8", "VP9", "H264", "AV1"].contains(&name.to_ascii_uppercase().as_str()) {
+                return None;
+            }
+            Some(RTCRtpCodecParameters {
+                capability: RTCRtpCodecCapability {
+                    mime_type: format!("video/{name}"),
+                    clock_rate: rate.parse().unwrap_or(90000),
+                    channels: 0,
+                    sdp_fmtp_line: attr("a=fmtp:", pt).unwrap_or_default(),
+                    rtcp_feedback: feedback.clone(),
+                },
+                payload_type: pt,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
 /// The mid of the first m-section of an SDP.
 fn first_mid(sdp: &str) -> Option<&str> {
     sdp.lines()
@@ -1429,9 +1495,11 @@ impl Participant {
         if !desc.mid_to_track_id.is_empty() {
             self.state.lock().unwrap().mid_to_track = desc.mid_to_track_id.clone();
         }
+        let sdp = desc.sdp.clone();
         self.publisher
             .set_remote_description(RTCSessionDescription::offer(desc.sdp)?)
             .await?;
+        self.prefer_offered_video_codecs(&sdp).await;
         self.flush_candidates(PUBLISHER).await;
         let answer = self.publisher.create_answer(None).await?;
         self.publisher.set_local_description(answer.clone()).await?;
@@ -1442,6 +1510,27 @@ impl Participant {
             ..Default::default()
         }));
         Ok(())
+    }
+
+    /// Answers each video section with the publisher's own codec order (webrtc-rs would
+    /// otherwise answer in its registration order, VP8 first), so that a client asking for
+    /// H.264 or VP9 gets it.
+    async fn prefer_offered_video_codecs(&self, offer: &str) {
+        for t in self.publisher.get_transceivers().await {
+            if t.kind() != RTPCodecType::Video {
+                continue;
+            }
+            let Some(mid) = t.mid() else { continue };
+            let mut supported = Vec::new();
+            for codec in offered_video_codecs(offer, &mid) {
+                if t.set_codec_preferences(vec![codec.clone()]).await.is_ok() {
+                    supported.push(codec);
+                }
+            }
+            if let Err(e) = t.set_codec_preferences(supported).await {
+                tracing::debug!(error = %e, "codec preferences not applied");
+            }
+        }
     }
 
     async fn flush_candidates(&self, target: i32) {

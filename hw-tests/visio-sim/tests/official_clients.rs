@@ -366,3 +366,58 @@ fn an_unpublished_camera_disappears_from_the_room() {
     }
     assert!(sim.log().contains("track unpublished"));
 }
+
+#[test]
+fn the_browser_decodes_h264_and_vp9_forwarded_from_the_python_sdk() {
+    let python = venv_python();
+    require_chromium_and_livekit_client();
+    enter_loopback_only_netns();
+    let sim = SimServer::start(&[]);
+    let room = "abc-defg-hij";
+    let common = [
+        "--url",
+        sim.url.as_str(),
+        "--room",
+        room,
+        "--seconds",
+        "50",
+        "--fps",
+        "10",
+    ];
+    let _h264 = Peer::start(
+        &python,
+        "python_peer.py",
+        &[&common[..], &["--name", "H264", "--codec", "h264"]].concat(),
+    );
+    let _vp9 = Peer::start(
+        &python,
+        "python_peer.py",
+        &[&common[..], &["--name", "VP9", "--codec", "vp9"]].concat(),
+    );
+    let mut browser = Peer::start(
+        &python,
+        "chrome_peer.py",
+        &["--url", &sim.url, "--room", room, "--seconds", "50"],
+    );
+    let decoded = |l: &Value, mime: &str| {
+        l["remote"].as_array().is_some_and(|r| {
+            r.iter().any(|t| {
+                t["mimeType"]
+                    .as_str()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(mime))
+                    && num(t, "framesDecoded") >= 20.0
+            })
+        })
+    };
+    browser
+        .wait_for(Duration::from_secs(40), |l| {
+            decoded(l, "video/H264") && decoded(l, "video/VP9")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the browser did not decode both codecs: {}\n{}",
+                browser.last(),
+                sim.log()
+            )
+        });
+}

@@ -9,7 +9,8 @@ one JSON line per second with what it really decoded:
 
 Usage: python_peer.py --url http://127.0.0.1:PORT --room SLUG [--name NAME] [--seconds N]
        [--width W --height H] [--no-media] [--lobby]
-       [--send-data TEXT [--send-to-name NAME]]
+       [--send-data TEXT [--send-to-name NAME]] [--codec vp8|h264|vp9|av1] [--fps N]
+       [--unpublish-camera-after SECONDS]
 
 --lobby waits in the Meet lobby (request-entry every second, cookie sent back by hand) and
 prints {"state": "waiting", "lobby_id": ...} until admitted. --send-data sends TEXT every
@@ -97,6 +98,7 @@ async def main() -> None:
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--fps", type=int, default=30)
+    ap.add_argument("--codec", default="vp8", choices=["vp8", "h264", "vp9", "av1"])
     ap.add_argument("--no-media", action="store_true")
     ap.add_argument("--lobby", action="store_true")
     ap.add_argument("--unpublish-camera-after", type=float)
@@ -156,7 +158,8 @@ async def main() -> None:
     vsrc = rtc.VideoSource(args.width, args.height)
     vtrack = rtc.LocalVideoTrack.create_video_track("camera", vsrc)
     vpub = await room.local_participant.publish_track(
-        vtrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA))
+        vtrack, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA,
+                                        video_codec=rtc.VideoCodec.Value(args.codec.upper())))
     asrc = rtc.AudioSource(48000, 1)
     atrack = rtc.LocalAudioTrack.create_audio_track("microphone", asrc)
     await room.local_participant.publish_track(
