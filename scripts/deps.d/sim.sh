@@ -16,6 +16,10 @@ mkdir -p "$work"
 if ! command -v chromium >/dev/null 2>&1; then
   apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
+# iproute2: the media tests build a loopback-only network namespace; openssl and curl: the TLS test.
+if ! command -v ip >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  apt-get install -y -qq --no-install-recommends iproute2 openssl curl >/dev/null
+fi
 # The machine image ships Node.js with npm; Debian's npm conflicts with that build, so only fall
 # back to Debian's packages when npm is missing altogether.
 if ! command -v npm >/dev/null 2>&1; then

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -80,7 +80,11 @@ fn detail(status: StatusCode, text: &str) -> Response {
     (status, Json(json!({ "detail": text }))).into_response()
 }
 
-fn origin(headers: &HeaderMap, tls: bool) -> String {
+/// The origin the client used: the URI authority (HTTP/2) or the `Host` header (HTTP/1.1).
+fn origin(uri: &Uri, headers: &HeaderMap, tls: bool) -> String {
+    if let Some(authority) = uri.authority() {
+        return format!("{}://{authority}", if tls { "https" } else { "http" });
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -88,7 +92,7 @@ fn origin(headers: &HeaderMap, tls: bool) -> String {
     format!("{}://{host}", if tls { "https" } else { "http" })
 }
 
-async fn config(State(sim): State<Shared>, headers: HeaderMap) -> Response {
+async fn config(State(sim): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
     Json(json!({
         "analytics": {},
         "support": {},
@@ -106,7 +110,7 @@ async fn config(State(sim): State<Shared>, headers: HeaderMap) -> Response {
         "default_sources": ["camera", "microphone", "screen_share", "screen_share_audio"],
         "auto_mute_on_join_threshold": 50,
         "livekit": {
-            "url": origin(&headers, sim.tls),
+            "url": origin(&uri, &headers, sim.tls),
             "force_wss_protocol": false,
             "enable_firefox_proxy_workaround": false,
             "default_sources": ["camera", "microphone", "screen_share", "screen_share_audio"],
@@ -140,14 +144,14 @@ fn meet_token(sim: &Sim, room: &str, identity: &str, username: &str, color: &str
 
 fn livekit_object(
     sim: &Sim,
-    headers: &HeaderMap,
+    origin: &str,
     room: &str,
     identity: &str,
     username: &str,
     color: &str,
 ) -> Value {
     json!({
-        "url": origin(headers, sim.tls),
+        "url": origin,
         "room": room,
         "token": meet_token(sim, room, identity, username, color),
     })
@@ -166,8 +170,10 @@ async fn room_lookup(
     State(sim): State<Shared>,
     Path(room): Path<String>,
     Query(q): Query<UsernameQuery>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let here = origin(&uri, &headers, sim.tls);
     let Some(found) = sim.rooms.lookup(&room) else {
         return not_found();
     };
@@ -177,7 +183,7 @@ async fn room_lookup(
     let livekit = (found.access_level() == AccessLevel::Public).then(|| {
         livekit_object(
             &sim,
-            &headers,
+            &here,
             &found.livekit_room(),
             &identity,
             &username,
@@ -225,9 +231,11 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 async fn request_entry(
     State(sim): State<Shared>,
     Path(room): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Option<Json<EntryRequest>>,
 ) -> Response {
+    let here = origin(&uri, &headers, sim.tls);
     let Some(found) = sim.rooms.lookup(&room) else {
         return not_found();
     };
@@ -267,7 +275,7 @@ async fn request_entry(
     let livekit = (entry.status == EntryStatus::Accepted).then(|| {
         livekit_object(
             &sim,
-            &headers,
+            &here,
             &livekit_room,
             &entry.id,
             &username,

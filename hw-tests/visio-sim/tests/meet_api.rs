@@ -358,3 +358,45 @@ async fn the_single_peer_connection_path_is_404_so_clients_fall_back_to_rtc() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn with_a_certificate_it_serves_https_and_announces_an_https_livekit_url() {
+    let dir = std::env::temp_dir().join(format!("visio-sim-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl) makes the test certificate");
+    assert!(status.success());
+    let sim = SimServer::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(sim.url.starts_with("https://"), "{}", sim.url);
+    let out = std::process::Command::new("curl")
+        .args(["-sk", &format!("{}/api/v1.0/config/", sim.url)])
+        .output()
+        .expect("curl");
+    let config: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(config["livekit"]["url"], sim.url.as_str());
+    std::fs::remove_dir_all(&dir).ok();
+}
