@@ -10,6 +10,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
 use visio_room_bus::{dict_to_json, value_to_json, RoomProxy};
 
+mod calendar;
+
 /// Control the meeting room: join, leave, mute, and see what it is doing.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -57,6 +59,46 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The room's calendar.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CalendarCommand {
+    /// The next meetings, as the daemon plans them.
+    Next {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The occurrences of an .ics file in a time window, computed here without the daemon:
+    /// what the room would do with that calendar.
+    Occurrences {
+        /// The calendar file.
+        #[arg(long, value_name = "FILE")]
+        ics: std::path::PathBuf,
+        /// Window start, RFC 3339 (e.g. 2026-12-01T00:00:00Z).
+        #[arg(long)]
+        from: String,
+        /// Window end (exclusive), RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// Print one JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The room's time zone for floating and all-day events (IANA or Windows name);
+        /// default: the TZ variable, else the system's zone, else UTC.
+        #[arg(long)]
+        zone: Option<String>,
+        /// The room's calendar address: events it declined show as cancelled.
+        #[arg(long, value_name = "ADDRESS")]
+        room_address: Option<String>,
+        /// Configuration file whose visio.allowed_hosts decides which meeting links count
+        /// (default: the daemon's).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -94,6 +136,26 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    if let Command::Calendar(CalendarCommand::Occurrences {
+        ics,
+        from,
+        to,
+        json,
+        zone,
+        room_address,
+        config,
+    }) = &args.command
+    {
+        return calendar::occurrences(
+            ics,
+            from,
+            to,
+            *json,
+            zone.as_deref(),
+            room_address.clone(),
+            config.as_deref(),
+        );
+    }
     let bus = if args.session_bus {
         "session"
     } else {
@@ -155,6 +217,11 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(describe)?,
         Command::Volume { percent } => room.set_volume(percent).await.map_err(describe)?,
         Command::Watch { json } => watch(&connection, &room, json).await?,
+        Command::Calendar(CalendarCommand::Next { json }) => {
+            let next = room.next_meetings().await.map_err(describe)?;
+            calendar::print_next(&next, json);
+        }
+        Command::Calendar(CalendarCommand::Occurrences { .. }) => unreachable!("handled above"),
     }
     Ok(())
 }
