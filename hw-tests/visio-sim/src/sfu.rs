@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +30,7 @@ use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -444,6 +445,8 @@ pub struct Participant {
     subscriber_channels: Mutex<HashMap<String, Arc<RTCDataChannel>>>,
     state: Mutex<ParticipantState>,
     offer_id: AtomicU32,
+    /// The next subscriber offer restarts ICE (after a resume, like LiveKit).
+    restart_subscriber_ice: AtomicBool,
     auto_subscribe: bool,
     ice_scope: IceScope,
 }
@@ -580,6 +583,7 @@ impl Sfu {
                 audio_level: 0.0,
             }),
             offer_id: AtomicU32::new(0),
+            restart_subscriber_ice: AtomicBool::new(false),
             auto_subscribe: req.auto_subscribe,
             ice_scope: self.ice_scope,
         });
@@ -1445,7 +1449,12 @@ impl Participant {
         let me = self.clone();
         tokio::spawn(async move {
             let result = async {
-                let offer = me.subscriber.create_offer(None).await?;
+                let ice_restart = me.restart_subscriber_ice.swap(false, Ordering::Relaxed);
+                let options = ice_restart.then(|| RTCOfferOptions {
+                    ice_restart,
+                    ..Default::default()
+                });
+                let offer = me.subscriber.create_offer(options).await?;
                 me.subscriber.set_local_description(offer.clone()).await?;
                 Ok::<_, webrtc::Error>(offer)
             }
@@ -1620,6 +1629,7 @@ impl Participant {
     pub fn resumed(self: &Arc<Self>) {
         self.send(Resp::Reconnect(reconnect_response()));
         self.state.lock().unwrap().subscriber_offer_in_flight = false;
+        self.restart_subscriber_ice.store(true, Ordering::Relaxed);
         self.negotiate_subscriber();
     }
 

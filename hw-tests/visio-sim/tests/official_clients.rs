@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    enter_loopback_only_netns, require_chromium_and_livekit_client, venv_python, Peer, SimServer,
+    enter_loopback_only_netns, media_lock, require_chromium_and_livekit_client, venv_python, Peer,
+    SimServer,
 };
 use serde_json::Value;
 
@@ -40,9 +41,12 @@ fn num(v: &Value, key: &str) -> f64 {
 fn browser_and_python_sdk_see_and_hear_each_other() {
     let python = venv_python();
     require_chromium_and_livekit_client();
+    let _one_browser_at_a_time = media_lock();
     enter_loopback_only_netns();
     let sim = SimServer::start(&["--admin-token", "host-secret"]);
     let room = "abc-defg-hij";
+    let click = std::env::temp_dir().join(format!("visio-sim-click-{}", std::process::id()));
+    let _ = std::fs::remove_file(&click);
     let mut browser = Peer::start(
         &python,
         "chrome_peer.py",
@@ -55,6 +59,8 @@ fn browser_and_python_sdk_see_and_hear_each_other() {
             "Navigateur",
             "--seconds",
             "50",
+            "--click-camera-when",
+            click.to_str().unwrap(),
         ],
     );
     let mut sdk = Peer::start(
@@ -154,6 +160,19 @@ fn browser_and_python_sdk_see_and_hear_each_other() {
                 )
             });
     }
+
+    // A person presses the page's camera button: the room sees the browser's camera muted.
+    std::fs::write(&click, "camera").unwrap();
+    sdk.wait_for(Duration::from_secs(15), |l| {
+        python_track(l, "video").is_some_and(|t| t["muted"] == true)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the camera button did not mute the browser camera for the room: {}",
+            sdk.last()
+        )
+    });
+    let _ = std::fs::remove_file(&click);
 }
 
 fn received(line: &Value, payload: &str) -> bool {
@@ -371,6 +390,7 @@ fn an_unpublished_camera_disappears_from_the_room() {
 fn the_browser_decodes_h264_and_vp9_forwarded_from_the_python_sdk() {
     let python = venv_python();
     require_chromium_and_livekit_client();
+    let _one_browser_at_a_time = media_lock();
     enter_loopback_only_netns();
     let sim = SimServer::start(&[]);
     let room = "abc-defg-hij";

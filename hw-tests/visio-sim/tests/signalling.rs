@@ -399,6 +399,19 @@ async fn a_dropped_connection_can_be_resumed_with_its_sid() {
     let sim = SimServer::start(&[]);
     let mut ws = connect(&sim, "salle", "abc-defg-hij").await;
     let sid = join(&mut ws).await.participant.unwrap().sid;
+    let ufrag = |sdp: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned)
+    };
+    let first = next(&mut ws, |m| {
+        if let Resp::Offer(o) = m {
+            ufrag(&o.sdp)
+        } else {
+            None
+        }
+    })
+    .await;
     drop(ws);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let url = format!(
@@ -415,6 +428,16 @@ async fn a_dropped_connection_can_be_resumed_with_its_sid() {
         }
     })
     .await;
+    // The subscriber connection is offered again with an ICE restart.
+    let again = next(&mut ws, |m| {
+        if let Resp::Offer(o) = m {
+            ufrag(&o.sdp)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert_ne!(first, again, "the resume offer restarts ICE");
     send(&mut ws, Req::Ping(7)).await;
     assert_eq!(
         next(&mut ws, |m| if let Resp::Pong(t) = m {

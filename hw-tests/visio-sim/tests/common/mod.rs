@@ -246,3 +246,18 @@ impl Drop for Peer {
         let _ = std::fs::remove_file(&self.stderr_log);
     }
 }
+
+/// Held while a test runs a browser: two browsers plus encoders at once would starve a 2-core
+/// machine and the clients would adapt (drop layers) instead of showing what the SFU does.
+pub fn media_lock() -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(std::env::temp_dir().join("visio-sim-browser-tests.lock"))
+        .expect("create the browser test lock file");
+    // SAFETY: flock on a file descriptor we own; released when the file is closed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "cannot lock the browser test lock file");
+    file
+}

@@ -64,6 +64,8 @@ async def main() -> int:
     ap.add_argument("--name", default="Chromium")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--screenshot")
+    ap.add_argument("--click-camera-when", metavar="FILE",
+                    help="press the page's camera button (as a person would) once FILE exists")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = ap.parse_args()
 
@@ -88,8 +90,13 @@ async def main() -> int:
                                       {"targetId": target["targetId"], "flatten": True}))["sessionId"]
             await cdp.call("Runtime.enable", {}, session)
             start = time.monotonic()
+            clicked = False
             while time.monotonic() - start < args.seconds:
                 await asyncio.sleep(1)
+                if args.click_camera_when and not clicked and os.path.exists(args.click_camera_when):
+                    await cdp.call("Runtime.evaluate", {
+                        "expression": "document.getElementById('camera').click()"}, session)
+                    clicked = True
                 res = await cdp.call("Runtime.evaluate", {
                     "expression": "window.visioSim ? window.visioSim.stats() : {phase: 'loading'}",
                     "awaitPromise": True, "returnByValue": True}, session)

@@ -187,6 +187,11 @@ async def run(args, room: rtc.Room, remote: dict, data: list, start: float) -> N
                 await room.local_participant.publish_data(
                     args.send_data.encode(), reliable=True, topic="visio-sim-test",
                     destination_identities=dest)
+        for p in room.remote_participants.values():
+            for pub in p.track_publications.values():
+                key = f"{p.identity}/{pub.sid}"
+                if key in remote:
+                    remote[key]["muted"] = pub.muted
         print(json.dumps({
             "t": round(time.monotonic() - start, 1),
             "state": "connected" if room.isconnected() else "disconnected",
