@@ -1031,6 +1031,24 @@ impl<'a> Connection<'a> {
         );
         if codec.is_video() {
             self.send_track_settings(media);
+            // Like browsers, ask for a keyframe as soon as a video arrives (the decoder cannot
+            // start on a delta frame; the publisher's next periodic keyframe may be seconds
+            // away), and again shortly after in case the first request raced the SFU's setup.
+            if let Some(t) = &self.transport {
+                let pc = t.subscriber.clone();
+                tokio::spawn(async move {
+                    for delay in [0u64, 300, 1000] {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                        let pli = webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc: ssrc,
+                        };
+                        if pc.write_rtcp(&[Box::new(pli)]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
         }
     }
 

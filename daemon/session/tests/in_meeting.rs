@@ -122,3 +122,45 @@ async fn the_room_rejoins_by_itself_after_the_server_restarts() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_second_connection_with_the_same_identity_ends_the_first_as_duplicate() {
+    // One token used twice (as when the same lobby admission is used by two devices): the
+    // Meet API is a stand-in serving the token the simulator issued once.
+    let sim = Sim::start(&[]);
+    let room: serde_json::Value = reqwest::get(format!(
+        "{}/api/v1.0/rooms/abc-defg-hij/?username=Salle",
+        sim.base
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let body = room.to_string();
+    let base = fake_meet(move |path| {
+        if path.contains("config") {
+            (200, "{}".into())
+        } else {
+            (200, body.clone())
+        }
+    })
+    .await;
+    let url = format!("{base}/abc-defg-hij");
+    let (tx_a, mut a) = mpsc::unbounded_channel();
+    let (tx_b, mut b) = mpsc::unbounded_channel();
+    let _first = start(request(1, &url, "Salle"), sim_config(), tx_a);
+    expect_event(&mut a, 10, "first Connected", |e| {
+        *e == SessionEvent::Connected
+    })
+    .await;
+    let _second = start(request(2, &url, "Salle"), sim_config(), tx_b);
+    expect_event(&mut b, 10, "second Connected", |e| {
+        *e == SessionEvent::Connected
+    })
+    .await;
+    expect_event(&mut a, 10, "Ended(DuplicateIdentity)", |e| {
+        *e == SessionEvent::Ended(EndReason::DuplicateIdentity)
+    })
+    .await;
+}
