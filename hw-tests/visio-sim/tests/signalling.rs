@@ -513,3 +513,59 @@ async fn a_participant_that_vanishes_without_leave_is_timed_out() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn repeated_joins_and_leaves_do_not_grow_the_server() {
+    let sim = SimServer::start(&[]);
+    let mut salle = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut salle).await;
+    let cycle = |i: usize| {
+        let sim = &sim;
+        async move {
+            let mut ws = connect(sim, &format!("visitor-{i}"), "abc-defg-hij").await;
+            join(&mut ws).await;
+            send(
+                &mut ws,
+                Req::Leave(proto::LeaveRequest {
+                    reason: proto::DisconnectReason::ClientInitiated as i32,
+                    action: proto::leave_request::Action::Disconnect as i32,
+                    ..Default::default()
+                }),
+            )
+            .await;
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_close() {
+                    break;
+                }
+            }
+        }
+    };
+    for i in 0..30 {
+        cycle(i).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let warm = sim.rss_kib();
+    for i in 30..130 {
+        cycle(i).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = sim.rss_kib();
+    eprintln!("server RSS after 30 join/leave cycles: {warm} KiB, after 130: {after} KiB");
+    assert!(warm > 0);
+    // 100 more joins (two peer connections each) must not leave their state behind.
+    assert!(
+        after < warm + 8 * 1024,
+        "RSS grew from {warm} KiB to {after} KiB over 100 join/leave cycles"
+    );
+    // And the room is still answering.
+    send(&mut salle, Req::Ping(9)).await;
+    assert_eq!(
+        next(&mut salle, |m| if let Resp::Pong(t) = m {
+            Some(t)
+        } else {
+            None
+        })
+        .await,
+        9
+    );
+}
