@@ -139,13 +139,16 @@ async fn shutdown() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Every 500 ms, tells each room who is speaking when that changes (SpeakersChanged).
+/// Every 500 ms, tells each room who is speaking when that changes (SpeakersChanged), and
+/// repeats a non-empty set every 2 s.
 fn spawn_speaker_updates(sim: Arc<Sim>) {
     tokio::spawn(async move {
         let mut last: std::collections::HashMap<String, Vec<String>> = Default::default();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
+            ticks += 1;
             for room in sim.sfu.rooms() {
                 let speakers = room.speakers();
                 let sids: Vec<String> = speakers.iter().map(|s| s.sid.clone()).collect();
@@ -162,6 +165,10 @@ fn spawn_speaker_updates(sim: Arc<Sim>) {
                     }
                     room.announce_speakers(update);
                     *previous = sids;
+                } else if !speakers.is_empty() && ticks % 4 == 0 {
+                    // Every 2 s, repeat the current speakers: a client that did not know a
+                    // speaker yet when the set changed would otherwise never learn it.
+                    room.announce_speakers(speakers);
                 }
             }
         }

@@ -60,6 +60,8 @@ pub fn router(sim: Shared) -> Router {
             get(waiting_participants),
         )
         .route("/api/v1.0/rooms/{room}/enter/", post(enter))
+        .route("/api/v1.0/rooms/{room}/toggle-hand/", post(toggle_hand))
+        .route("/api/v1.0/rooms/{room}/rename/", post(rename))
         .route("/rtc", get(rtc))
         .route("/rtc/validate", get(rtc_validate))
         .route("/sim/v1/rooms/{room}/participants", get(admin_participants))
@@ -508,5 +510,132 @@ async fn livekit_client_js(State(sim): State<Shared>) -> Response {
             ),
         )
             .into_response(),
+    }
+}
+
+/// The connected participant a LiveKit bearer token speaks for, in the room of the path.
+fn token_participant(
+    sim: &Sim,
+    room: &str,
+    headers: &HeaderMap,
+) -> Result<Arc<crate::sfu::Participant>, Box<Response>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            Box::new(detail(
+                StatusCode::UNAUTHORIZED,
+                "send the LiveKit token as Authorization: Bearer <token>",
+            ))
+        })?;
+    let claims = sim
+        .tokens
+        .validate(token)
+        .map_err(|e| Box::new(detail(StatusCode::UNAUTHORIZED, &e.to_string())))?;
+    let found = sim
+        .rooms
+        .lookup(room)
+        .ok_or_else(|| Box::new(not_found()))?;
+    if claims.video.room != found.livekit_room() {
+        return Err(Box::new(detail(
+            StatusCode::FORBIDDEN,
+            "the token is for another room",
+        )));
+    }
+    sim.sfu
+        .existing_room(&claims.video.room)
+        .and_then(|r| r.find_identity(&claims.sub))
+        .ok_or_else(|| {
+            Box::new(detail(
+                StatusCode::NOT_FOUND,
+                "the participant is not connected to the room",
+            ))
+        })
+}
+
+#[derive(Deserialize)]
+struct HandRequest {
+    raised: bool,
+}
+
+/// Meet's raised hand: attribute `handRaisedAt` (ISO time, removed when lowered).
+async fn toggle_hand(
+    State(sim): State<Shared>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<HandRequest>,
+) -> Response {
+    let p = match token_participant(&sim, &room, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let value = if req.raised { iso_now() } else { String::new() };
+    p.set_attribute("handRaisedAt", &value);
+    Json(json!({ "status": "success" })).into_response()
+}
+
+#[derive(Deserialize)]
+struct RenameRequest {
+    name: String,
+}
+
+async fn rename(
+    State(sim): State<Shared>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<RenameRequest>,
+) -> Response {
+    if req.name.trim().is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"name": ["This field may not be blank."]})),
+        )
+            .into_response();
+    }
+    let p = match token_participant(&sim, &room, &headers) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    p.set_name(req.name.trim());
+    Json(json!({ "status": "success" })).into_response()
+}
+
+/// The current UTC time as ISO 8601 (`2026-11-23T10:00:00.000Z`).
+fn iso_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso_time_has_the_shape_meet_uses() {
+        let t = super::iso_now();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(
+            t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T",
+            "{t}"
+        );
     }
 }

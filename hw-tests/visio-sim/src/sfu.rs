@@ -223,7 +223,17 @@ struct Selection {
     current: Option<u32>,
     /// A better layer we switch to at its next keyframe.
     pending: Option<u32>,
+    /// When `pending` was chosen.
+    pending_since: Option<Instant>,
 }
+
+/// How long a publisher track whose receiver stopped may take to come back (renegotiation)
+/// before it counts as unpublished.
+const REPUBLISH_GRACE: Duration = Duration::from_secs(2);
+
+/// A pending layer that gave no recognisable keyframe within this time is switched to anyway:
+/// the subscribers' decoders then ask for one themselves.
+const KEYFRAME_WAIT: Duration = Duration::from_secs(1);
 
 /// One published track being forwarded.
 pub struct Forwarder {
@@ -334,21 +344,31 @@ impl Forwarder {
                 .map(|l| l.ssrc)
         };
         let mut sel = self.selection.lock().unwrap();
-        let mut want_keyframe = false;
+        if best == sel.current && sel.pending.is_some() {
+            // The forwarded layer is flowing again: forget the switch.
+            sel.pending = None;
+            sel.pending_since = None;
+        }
         if best != sel.current && best != sel.pending {
             tracing::debug!(track = %self.track_sid, from = ?sel.current, to = ?best, "simulcast layer change requested");
             sel.pending = best;
-            want_keyframe = true;
+            sel.pending_since = Some(now);
         }
         if sel.pending == Some(ssrc)
             && (sel.current.is_none()
                 || self.kind == RTPCodecType::Audio
-                || starts_keyframe(&self.codec.mime_type, payload))
+                || starts_keyframe(&self.codec.mime_type, payload)
+                || sel
+                    .pending_since
+                    .is_some_and(|t| now.duration_since(t) > KEYFRAME_WAIT))
         {
             tracing::debug!(track = %self.track_sid, ssrc, "simulcast layer switched");
             sel.current = Some(ssrc);
             sel.pending = None;
+            sel.pending_since = None;
         }
+        // While a switch waits, keep asking for the keyframe (request_keyframe paces it).
+        let want_keyframe = sel.pending.is_some();
         // Until the pending layer gives a keyframe, the old one keeps being forwarded.
         (sel.current == Some(ssrc), want_keyframe)
     }
@@ -730,6 +750,19 @@ fn offered_video_codecs(
             })
         })
         .collect()
+}
+
+/// Whether reading a remote track failed because it is gone (receiver stopped, connection
+/// closed) rather than because of one bad packet.
+fn is_fatal_read_error(e: &webrtc::Error) -> bool {
+    if matches!(
+        e,
+        webrtc::Error::ErrClosedPipe | webrtc::Error::ErrConnectionClosed
+    ) {
+        return true;
+    }
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("closed") || text.contains("eof")
 }
 
 /// The mid of the first m-section of an SDP.
@@ -1305,7 +1338,27 @@ impl Participant {
         let f = forwarder.clone();
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Ok((pkt, _)) = track.read_rtp().await {
+            let mut failures = 0u32;
+            loop {
+                let pkt = match track.read_rtp().await {
+                    Ok((pkt, _)) => {
+                        failures = 0;
+                        pkt
+                    }
+                    Err(e) if is_fatal_read_error(&e) => {
+                        tracing::debug!(track = %f.track_sid, ssrc, error = %e, "publisher track closed");
+                        break;
+                    }
+                    Err(e) => {
+                        // A malformed or unexpected packet must not end the track.
+                        failures += 1;
+                        tracing::debug!(track = %f.track_sid, ssrc, error = %e, "publisher packet dropped");
+                        if failures > 1000 {
+                            break;
+                        }
+                        continue;
+                    }
+                };
                 f.counters.packets_in.fetch_add(1, Ordering::Relaxed);
                 f.counters
                     .bytes_in
@@ -1332,8 +1385,14 @@ impl Participant {
                 layers.is_empty()
             };
             if all_ended {
-                if let Some(me) = me.upgrade() {
-                    me.unpublish(&f.track_sid).await;
+                // webrtc-rs replaces a receiver when a renegotiation no longer matches its
+                // SSRC; the track then comes back through a new on_track. Only a track that
+                // stays gone was unpublished.
+                tokio::time::sleep(REPUBLISH_GRACE).await;
+                if f.layers.lock().unwrap().is_empty() {
+                    if let Some(me) = me.upgrade() {
+                        me.unpublish(&f.track_sid).await;
+                    }
                 }
             }
         });
@@ -1616,6 +1675,42 @@ impl Participant {
             }
         }
         found
+    }
+
+    /// Sets (or, with an empty value, clears) an attribute and tells the room, as the LiveKit
+    /// server API `UpdateParticipant` does for Meet's backend.
+    pub fn set_attribute(&self, key: &str, value: &str) {
+        {
+            let mut st = self.state.lock().unwrap();
+            if value.is_empty() {
+                st.info.attributes.remove(key);
+            } else {
+                st.info.attributes.insert(key.to_owned(), value.to_owned());
+            }
+            st.info.version += 1;
+        }
+        self.announce_self();
+    }
+
+    /// Renames the participant and tells the room.
+    pub fn set_name(&self, name: &str) {
+        {
+            let mut st = self.state.lock().unwrap();
+            st.info.name = name.to_owned();
+            st.info.version += 1;
+        }
+        self.announce_self();
+    }
+
+    /// Sends this participant's info to everyone, itself included.
+    fn announce_self(&self) {
+        let info = self.info();
+        self.send(Resp::Update(proto::ParticipantUpdate {
+            participants: vec![info],
+        }));
+        if let Some(room) = self.room() {
+            room.broadcast_update(self);
+        }
     }
 
     /// Handles `UpdateMetadata` when the token allows it.

@@ -61,6 +61,9 @@ fn browser_and_python_sdk_see_and_hear_each_other() {
             "50",
             "--click-camera-when",
             click.to_str().unwrap(),
+            // A 640x360 camera keeps the unoptimised test build of the SFU within its means.
+            "--resolution",
+            "h360",
         ],
     );
     let mut sdk = Peer::start(
@@ -106,7 +109,7 @@ fn browser_and_python_sdk_see_and_hear_each_other() {
     );
     let a = python_track(&later, "audio").expect("browser audio track at the Python SDK");
     assert!(
-        num(&a, "frames") > 100.0 && num(&a, "rms") > 0.005,
+        num(&a, "frames") > 100.0 && num(&a, "peak_rms") > 0.01,
         "browser audio at the Python SDK: {a}"
     );
 
@@ -152,7 +155,7 @@ fn browser_and_python_sdk_see_and_hear_each_other() {
     };
     if !browser.history.iter().any(speaking) {
         browser
-            .wait_for(Duration::from_secs(10), speaking)
+            .wait_for(Duration::from_secs(20), speaking)
             .unwrap_or_else(|| {
                 panic!(
                     "the browser never saw the Python SDK as an active speaker: {}",

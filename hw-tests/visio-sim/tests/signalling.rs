@@ -569,3 +569,90 @@ async fn repeated_joins_and_leaves_do_not_grow_the_server() {
         9
     );
 }
+
+#[tokio::test]
+async fn raising_a_hand_and_renaming_through_meet_reach_the_room() {
+    let sim = SimServer::start(&[]);
+    let mut salle = connect(&sim, "salle", "xyz-abcd-efg").await;
+    join(&mut salle).await;
+    let mut alice = connect(&sim, "alice", "xyz-abcd-efg").await;
+    join(&mut alice).await;
+    let client = reqwest::Client::new();
+    let post = |path: &'static str, body: serde_json::Value, token: String| {
+        let req = client
+            .post(format!("{}/api/v1.0/rooms/xyz-abcd-efg/{path}/", sim.url))
+            .bearer_auth(token)
+            .json(&body);
+        async move { req.send().await.unwrap().status() }
+    };
+    let status = post(
+        "toggle-hand",
+        serde_json::json!({"raised": true}),
+        token("alice", "xyz-abcd-efg"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let raised = next(&mut salle, |m| match m {
+        Resp::Update(u) => u
+            .participants
+            .into_iter()
+            .find(|p| p.identity == "alice" && p.attributes.contains_key("handRaisedAt")),
+        _ => None,
+    })
+    .await;
+    assert!(raised.attributes["handRaisedAt"].ends_with('Z'));
+    assert_eq!(
+        post(
+            "toggle-hand",
+            serde_json::json!({"raised": false}),
+            token("alice", "xyz-abcd-efg")
+        )
+        .await,
+        200
+    );
+    next(&mut salle, |m| match m {
+        Resp::Update(u) => u
+            .participants
+            .into_iter()
+            .find(|p| p.identity == "alice" && !p.attributes.contains_key("handRaisedAt")),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        post(
+            "rename",
+            serde_json::json!({"name": "Alice B."}),
+            token("alice", "xyz-abcd-efg")
+        )
+        .await,
+        200
+    );
+    next(&mut salle, |m| match m {
+        Resp::Update(u) => u
+            .participants
+            .into_iter()
+            .find(|p| p.identity == "alice" && p.name == "Alice B."),
+        _ => None,
+    })
+    .await;
+    // Without a token, or with one for another room, nothing happens.
+    let anonymous = client
+        .post(format!(
+            "{}/api/v1.0/rooms/xyz-abcd-efg/toggle-hand/",
+            sim.url
+        ))
+        .json(&serde_json::json!({"raised": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        post(
+            "toggle-hand",
+            serde_json::json!({"raised": true}),
+            token("alice", "other-room-xyz")
+        )
+        .await,
+        403
+    );
+}

@@ -64,6 +64,7 @@ async def main() -> int:
     ap.add_argument("--name", default="Chromium")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--screenshot")
+    ap.add_argument("--resolution", help="livekit-client preset for the camera, e.g. h360")
     ap.add_argument("--click-camera-when", metavar="FILE",
                     help="press the page's camera button (as a person would) once FILE exists")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
@@ -85,6 +86,8 @@ async def main() -> int:
         async with websockets.connect(f"ws://127.0.0.1:{port}{path}", max_size=64 << 20) as ws:
             cdp = Cdp(ws)
             page = f"{args.url}/{args.room}?name={urllib.request.quote(args.name)}"
+            if args.resolution:
+                page += f"&resolution={args.resolution}"
             target = await cdp.call("Target.createTarget", {"url": page})
             session = (await cdp.call("Target.attachToTarget",
                                       {"targetId": target["targetId"], "flatten": True}))["sessionId"]

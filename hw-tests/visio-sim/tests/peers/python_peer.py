@@ -5,7 +5,7 @@ one JSON line per second with what it really decoded:
 
   {"t": 3.0, "state": "connected", "identity": ..., "remote": {"<identity>/<track sid>":
    {"kind": "video", "frames": 87, "width": 640, "height": 480} | {"kind": "audio",
-   "frames": 150, "rms": 0.21}}}
+   "frames": 150, "rms": 0.21, "peak_rms": 0.3}}}  (rms decays; peak_rms is the loudest 10 ms)
 
 Usage: python_peer.py --url http://127.0.0.1:PORT --room SLUG [--name NAME] [--seconds N]
        [--width W --height H] [--no-media] [--lobby]
@@ -128,6 +128,7 @@ async def main() -> None:
             if data.size:
                 rms = float(np.sqrt(np.mean(data * data)))
                 s["rms"] = max(s.get("rms", 0.0) * 0.95, rms)
+                s["peak_rms"] = max(s.get("peak_rms", 0.0), rms)
 
     @room.on("track_subscribed")
     def on_track(track, publication, participant):
@@ -136,7 +137,7 @@ async def main() -> None:
             remote[key] = {"kind": "video", "frames": 0, "width": 0, "height": 0}
             tasks.append(asyncio.ensure_future(watch_video(key, track)))
         else:
-            remote[key] = {"kind": "audio", "frames": 0, "rms": 0.0}
+            remote[key] = {"kind": "audio", "frames": 0, "rms": 0.0, "peak_rms": 0.0}
             tasks.append(asyncio.ensure_future(watch_audio(key, track)))
 
     data: list[dict] = []
