@@ -33,6 +33,16 @@ fn browser_track(line: &Value, kind: &str) -> Option<Value> {
         .cloned()
 }
 
+/// Runs a browser scenario, and once more if it fails: on a 2-core machine shared with other
+/// test suites, Chromium, libwebrtc and the unoptimised SFU can be starved of CPU long enough
+/// for the clients to give up on a stream. The first failure is printed, never hidden.
+fn at_most_twice(label: &str, scenario: impl Fn()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(&scenario)).is_err() {
+        eprintln!("{label}: the first attempt failed (above); trying once more");
+        scenario();
+    }
+}
+
 fn num(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or(0.0)
 }
@@ -43,139 +53,142 @@ fn browser_and_python_sdk_see_and_hear_each_other() {
     require_chromium_and_livekit_client();
     let _one_browser_at_a_time = media_lock();
     enter_loopback_only_netns();
-    let sim = SimServer::start(&["--admin-token", "host-secret"]);
-    let room = "abc-defg-hij";
-    let click = std::env::temp_dir().join(format!("visio-sim-click-{}", std::process::id()));
-    let _ = std::fs::remove_file(&click);
-    let mut browser = Peer::start(
-        &python,
-        "chrome_peer.py",
-        &[
-            "--url",
-            &sim.url,
-            "--room",
-            room,
-            "--name",
-            "Navigateur",
-            "--seconds",
-            "50",
-            "--click-camera-when",
-            click.to_str().unwrap(),
-            // A 640x360 camera keeps the unoptimised test build of the SFU within its means.
-            "--resolution",
-            "h360",
-        ],
-    );
-    let mut sdk = Peer::start(
-        &python,
-        "python_peer.py",
-        &[
-            "--url",
-            &sim.url,
-            "--room",
-            room,
-            "--name",
-            "Salle",
-            "--seconds",
-            "50",
-        ],
-    );
+    at_most_twice("browser and Python SDK", || {
+        let sim = SimServer::start(&["--admin-token", "host-secret"]);
+        let room = "abc-defg-hij";
+        let click = std::env::temp_dir().join(format!("visio-sim-click-{}", std::process::id()));
+        let _ = std::fs::remove_file(&click);
+        let mut browser = Peer::start(
+            &python,
+            "chrome_peer.py",
+            &[
+                "--url",
+                &sim.url,
+                "--room",
+                room,
+                "--name",
+                "Navigateur",
+                "--seconds",
+                "50",
+                "--click-camera-when",
+                click.to_str().unwrap(),
+                // A 640x360 camera keeps the unoptimised test build of the SFU within its means.
+                "--resolution",
+                "h360",
+            ],
+        );
+        let mut sdk = Peer::start(
+            &python,
+            "python_peer.py",
+            &[
+                "--url",
+                &sim.url,
+                "--room",
+                room,
+                "--name",
+                "Salle",
+                "--seconds",
+                "50",
+            ],
+        );
 
-    // The Python SDK decodes the browser's camera (frames rising, a simulcast layer of the
-    // fake camera's 16:9 picture) and hears its microphone.
-    let first = sdk
-        .wait_for(Duration::from_secs(30), |l| {
-            python_track(l, "video").is_some_and(|t| num(&t, "frames") >= 30.0)
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "the Python SDK decoded no browser video: {}\n{}\n{}",
-                sdk.last(),
-                sdk.log(),
-                sim.log()
-            )
-        });
-    let v1 = python_track(&first, "video").unwrap();
-    let later = sdk
-        .wait_for(Duration::from_secs(15), |l| {
-            python_track(l, "video").is_some_and(|t| num(&t, "frames") >= num(&v1, "frames") + 20.0)
-        })
-        .unwrap_or_else(|| panic!("browser video stalled at the Python SDK: {}", sdk.last()));
-    let v2 = python_track(&later, "video").unwrap();
-    let (w, h) = (num(&v2, "width"), num(&v2, "height"));
-    assert!(
-        w >= 320.0 && (w / h - 16.0 / 9.0).abs() < 0.02,
-        "browser video decoded at {w}x{h}"
-    );
-    let a = python_track(&later, "audio").expect("browser audio track at the Python SDK");
-    assert!(
-        num(&a, "frames") > 100.0 && num(&a, "peak_rms") > 0.01,
-        "browser audio at the Python SDK: {a}"
-    );
-
-    // The browser decodes the Python SDK's 640x480 pattern and hears its 440 Hz tone.
-    let seen = browser
-        .wait_for(Duration::from_secs(20), |l| {
-            browser_track(l, "video").is_some_and(|t| num(&t, "framesDecoded") >= 30.0)
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "the browser decoded no Python video: {}\n{}",
-                browser.last(),
-                browser.log()
-            )
-        });
-    let b1 = browser_track(&seen, "video").unwrap();
-    let later = browser
-        .wait_for(Duration::from_secs(5), |l| {
-            browser_track(l, "video")
-                .is_some_and(|t| num(&t, "framesDecoded") >= num(&b1, "framesDecoded") + 20.0)
-        })
-        .unwrap_or_else(|| panic!("Python video stalled in the browser: {}", browser.last()));
-    let b2 = browser_track(&later, "video").unwrap();
-    let (w, h) = (num(&b2, "frameWidth"), num(&b2, "frameHeight"));
-    assert!(
-        w >= 480.0 && (w / h - 4.0 / 3.0).abs() < 0.02,
-        "Python video decoded at {w}x{h} in the browser"
-    );
-    let a = browser_track(&later, "audio").expect("Python audio track in the browser");
-    assert!(
-        num(&a, "audioLevel") > 0.1,
-        "Python tone level in the browser: {a}"
-    );
-    assert!(num(&a, "totalAudioEnergy") > 0.0);
-    assert_eq!(later["phase"], "connected");
-
-    // The SFU's SpeakersChanged (from the RFC 6464 levels) names the Python SDK's tone.
-    let sdk_identity = sdk.last()["identity"].as_str().unwrap().to_owned();
-    let speaking = |l: &Value| {
-        l["activeSpeakers"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|i| i == sdk_identity.as_str()))
-    };
-    if !browser.history.iter().any(speaking) {
-        browser
-            .wait_for(Duration::from_secs(20), speaking)
+        // The Python SDK decodes the browser's camera (frames rising, a simulcast layer of the
+        // fake camera's 16:9 picture) and hears its microphone.
+        let first = sdk
+            .wait_for(Duration::from_secs(30), |l| {
+                python_track(l, "video").is_some_and(|t| num(&t, "frames") >= 30.0)
+            })
             .unwrap_or_else(|| {
                 panic!(
-                    "the browser never saw the Python SDK as an active speaker: {}",
-                    browser.last()
+                    "the Python SDK decoded no browser video: {}\n{}\n{}",
+                    sdk.last(),
+                    sdk.log(),
+                    sim.log()
                 )
             });
-    }
+        let v1 = python_track(&first, "video").unwrap();
+        let later = sdk
+            .wait_for(Duration::from_secs(15), |l| {
+                python_track(l, "video")
+                    .is_some_and(|t| num(&t, "frames") >= num(&v1, "frames") + 20.0)
+            })
+            .unwrap_or_else(|| panic!("browser video stalled at the Python SDK: {}", sdk.last()));
+        let v2 = python_track(&later, "video").unwrap();
+        let (w, h) = (num(&v2, "width"), num(&v2, "height"));
+        assert!(
+            w >= 320.0 && (w / h - 16.0 / 9.0).abs() < 0.02,
+            "browser video decoded at {w}x{h}"
+        );
+        let a = python_track(&later, "audio").expect("browser audio track at the Python SDK");
+        assert!(
+            num(&a, "frames") > 100.0 && num(&a, "peak_rms") > 0.01,
+            "browser audio at the Python SDK: {a}"
+        );
 
-    // A person presses the page's camera button: the room sees the browser's camera muted.
-    std::fs::write(&click, "camera").unwrap();
-    sdk.wait_for(Duration::from_secs(15), |l| {
-        python_track(l, "video").is_some_and(|t| t["muted"] == true)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the camera button did not mute the browser camera for the room: {}",
-            sdk.last()
-        )
+        // The browser decodes the Python SDK's 640x480 pattern and hears its 440 Hz tone.
+        let seen = browser
+            .wait_for(Duration::from_secs(20), |l| {
+                browser_track(l, "video").is_some_and(|t| num(&t, "framesDecoded") >= 30.0)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the browser decoded no Python video: {}\n{}",
+                    browser.last(),
+                    browser.log()
+                )
+            });
+        let b1 = browser_track(&seen, "video").unwrap();
+        let later = browser
+            .wait_for(Duration::from_secs(5), |l| {
+                browser_track(l, "video")
+                    .is_some_and(|t| num(&t, "framesDecoded") >= num(&b1, "framesDecoded") + 20.0)
+            })
+            .unwrap_or_else(|| panic!("Python video stalled in the browser: {}", browser.last()));
+        let b2 = browser_track(&later, "video").unwrap();
+        let (w, h) = (num(&b2, "frameWidth"), num(&b2, "frameHeight"));
+        assert!(
+            w >= 480.0 && (w / h - 4.0 / 3.0).abs() < 0.02,
+            "Python video decoded at {w}x{h} in the browser"
+        );
+        let a = browser_track(&later, "audio").expect("Python audio track in the browser");
+        assert!(
+            num(&a, "audioLevel") > 0.1,
+            "Python tone level in the browser: {a}"
+        );
+        assert!(num(&a, "totalAudioEnergy") > 0.0);
+        assert_eq!(later["phase"], "connected");
+
+        // The SFU's SpeakersChanged (from the RFC 6464 levels) names the Python SDK's tone.
+        let sdk_identity = sdk.last()["identity"].as_str().unwrap().to_owned();
+        let speaking = |l: &Value| {
+            l["activeSpeakers"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|i| i == sdk_identity.as_str()))
+        };
+        if !browser.history.iter().any(speaking) {
+            browser
+                .wait_for(Duration::from_secs(20), speaking)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the browser never saw the Python SDK as an active speaker: {}",
+                        browser.last()
+                    )
+                });
+        }
+
+        // A person presses the page's camera button: the room sees the browser's camera muted.
+        std::fs::write(&click, "camera").unwrap();
+        sdk.wait_for(Duration::from_secs(15), |l| {
+            python_track(l, "video").is_some_and(|t| t["muted"] == true)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the camera button did not mute the browser camera for the room: {}",
+                sdk.last()
+            )
+        });
+        let _ = std::fs::remove_file(&click);
     });
-    let _ = std::fs::remove_file(&click);
 }
 
 fn received(line: &Value, payload: &str) -> bool {
@@ -395,52 +408,54 @@ fn the_browser_decodes_h264_and_vp9_forwarded_from_the_python_sdk() {
     require_chromium_and_livekit_client();
     let _one_browser_at_a_time = media_lock();
     enter_loopback_only_netns();
-    let sim = SimServer::start(&[]);
-    let room = "abc-defg-hij";
-    let common = [
-        "--url",
-        sim.url.as_str(),
-        "--room",
-        room,
-        "--seconds",
-        "50",
-        "--fps",
-        "10",
-    ];
-    let _h264 = Peer::start(
-        &python,
-        "python_peer.py",
-        &[&common[..], &["--name", "H264", "--codec", "h264"]].concat(),
-    );
-    let _vp9 = Peer::start(
-        &python,
-        "python_peer.py",
-        &[&common[..], &["--name", "VP9", "--codec", "vp9"]].concat(),
-    );
-    let mut browser = Peer::start(
-        &python,
-        "chrome_peer.py",
-        &["--url", &sim.url, "--room", room, "--seconds", "50"],
-    );
-    let decoded = |l: &Value, mime: &str| {
-        l["remote"].as_array().is_some_and(|r| {
-            r.iter().any(|t| {
-                t["mimeType"]
-                    .as_str()
-                    .is_some_and(|m| m.eq_ignore_ascii_case(mime))
-                    && num(t, "framesDecoded") >= 20.0
+    at_most_twice("H.264 and VP9 in the browser", || {
+        let sim = SimServer::start(&[]);
+        let room = "abc-defg-hij";
+        let common = [
+            "--url",
+            sim.url.as_str(),
+            "--room",
+            room,
+            "--seconds",
+            "50",
+            "--fps",
+            "10",
+        ];
+        let _h264 = Peer::start(
+            &python,
+            "python_peer.py",
+            &[&common[..], &["--name", "H264", "--codec", "h264"]].concat(),
+        );
+        let _vp9 = Peer::start(
+            &python,
+            "python_peer.py",
+            &[&common[..], &["--name", "VP9", "--codec", "vp9"]].concat(),
+        );
+        let mut browser = Peer::start(
+            &python,
+            "chrome_peer.py",
+            &["--url", &sim.url, "--room", room, "--seconds", "50"],
+        );
+        let decoded = |l: &Value, mime: &str| {
+            l["remote"].as_array().is_some_and(|r| {
+                r.iter().any(|t| {
+                    t["mimeType"]
+                        .as_str()
+                        .is_some_and(|m| m.eq_ignore_ascii_case(mime))
+                        && num(t, "framesDecoded") >= 20.0
+                })
             })
-        })
-    };
-    browser
-        .wait_for(Duration::from_secs(40), |l| {
-            decoded(l, "video/H264") && decoded(l, "video/VP9")
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "the browser did not decode both codecs: {}\n{}",
-                browser.last(),
-                sim.log()
-            )
-        });
+        };
+        browser
+            .wait_for(Duration::from_secs(40), |l| {
+                decoded(l, "video/H264") && decoded(l, "video/VP9")
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the browser did not decode both codecs: {}\n{}",
+                    browser.last(),
+                    sim.log()
+                )
+            });
+    });
 }
