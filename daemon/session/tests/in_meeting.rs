@@ -164,3 +164,36 @@ async fn a_second_connection_with_the_same_identity_ends_the_first_as_duplicate(
     })
     .await;
 }
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_and_leaving_many_times_does_not_leak_sockets() {
+    let sim = Sim::start(&[]);
+    let url = sim.meeting_url("abc-defg-hij");
+    let mut counts = Vec::new();
+    for i in 0..8u64 {
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let room = start(request(i, &url, "Salle"), sim_config(), tx);
+        expect_event(&mut events, 10, "Connected", |e| {
+            *e == SessionEvent::Connected
+        })
+        .await;
+        // Let ICE and DTLS finish so every socket of a real call exists.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        room.stop();
+        expect_event(&mut events, 5, "Stopped", |e| *e == SessionEvent::Stopped).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        counts.push(open_fds());
+    }
+    println!("open file descriptors after each join/leave: {counts:?}");
+    // The first cycles warm up lazily created resources; after that the count must be flat.
+    assert!(
+        counts[7] <= counts[2] + 4,
+        "file descriptors grow with each call: {counts:?}"
+    );
+}
