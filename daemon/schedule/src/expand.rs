@@ -100,6 +100,9 @@ pub struct OccurrenceSet {
     pub errors: Vec<ParseProblem>,
 }
 
+/// Instances one RRULE may give in a window (a room never needs more; `FREQ=SECONDLY` would).
+const MAX_INSTANCES_PER_RULE: usize = 100_000;
+
 /// Summary shown instead of the title of private and confidential events.
 pub const PRIVATE_SUMMARY: &str = "Private meeting";
 
@@ -278,7 +281,10 @@ fn read_event<'a>(r: &mut Reader, comp: &'a Component) -> Option<Event<'a>> {
         );
         (
             Dt {
-                local: start.local + length,
+                local: start
+                    .local
+                    .checked_add_signed(length)
+                    .unwrap_or(start.local),
                 kind: start.kind,
             },
             -length,
@@ -422,7 +428,9 @@ fn expand_series<'a>(
         _ => Zone::Iana(r.opts.local_zone).to_local(t.naive_utc()),
     };
     let stop = to_local(to) + margin;
-    let skip_before = to_local(from) - master.length - margin;
+    let skip_before = to_local(from)
+        .checked_sub_signed(master.length + margin)
+        .unwrap_or(master.start.local);
 
     // Instance starts (local), each with its own length (RDATE periods may differ).
     let mut starts: BTreeMap<NaiveDateTime, TimeDelta> = BTreeMap::new();
@@ -447,7 +455,16 @@ fn expand_series<'a>(
             (Kind::Zoned(z), true) => z.to_local(u),
             _ => u,
         });
+        let mut n = 0;
         for t in rule.expand(master.start.local, until, Some(skip_before), stop) {
+            n += 1;
+            if n > MAX_INSTANCES_PER_RULE {
+                r.problem(
+                    master.comp,
+                    format!("RRULE gives more than {MAX_INSTANCES_PER_RULE} instances in the window; the rest were skipped"),
+                );
+                break;
+            }
             starts.insert(t, master.length);
         }
     }
@@ -579,10 +596,23 @@ fn emit(
     out: &mut Vec<Occurrence>,
 ) {
     let master_cancelled = master.is_some_and(is_cancelled);
+    // Link look-up is the costly part per instance; instances share few components.
+    let mut links: HashMap<*const Component, Option<String>> = HashMap::new();
+    let mut link_of = |c: &Component| {
+        links
+            .entry(c as *const Component)
+            .or_insert_with(|| {
+                meeting_link(c, &r.opts.allowed_hosts).map(|u| u.as_str().to_owned())
+            })
+            .clone()
+    };
+    let master_link = master.and_then(&mut link_of);
     for inst in instances {
         let all_day = matches!(inst.kind, Kind::Date);
         let start_utc = r.utc(inst.start_local, &inst.kind).and_utc();
-        let end_local = inst.start_local + inst.length;
+        let Some(end_local) = inst.start_local.checked_add_signed(inst.length) else {
+            continue;
+        };
         let end_utc = r.utc(end_local, &inst.kind).and_utc();
         let overlaps = if start_utc == end_utc {
             from <= start_utc && start_utc < to
@@ -619,9 +649,7 @@ fn emit(
         } else {
             comp.property("SUMMARY").map(|p| p.text())
         };
-        let meeting_url = meeting_link(comp, &r.opts.allowed_hosts)
-            .or_else(|| master.and_then(|m| meeting_link(m, &r.opts.allowed_hosts)))
-            .map(|u| u.as_str().to_owned());
+        let meeting_url = link_of(comp).or_else(|| master_link.clone());
         let format = |local: NaiveDateTime, utc: DateTime<Utc>| {
             if all_day {
                 local.date().format("%Y-%m-%d").to_string()

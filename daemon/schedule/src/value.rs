@@ -78,13 +78,13 @@ pub fn parse_duration(s: &str) -> Option<TimeDelta> {
                 let n: i64 = num.parse().ok()?;
                 num.clear();
                 any = true;
-                total += match unit {
+                total = total.checked_add(&match unit {
                     'W' => TimeDelta::try_weeks(n)?,
                     'D' => TimeDelta::try_days(n)?,
                     'H' => TimeDelta::try_hours(n)?,
                     'M' => TimeDelta::try_minutes(n)?,
                     _ => TimeDelta::try_seconds(n)?,
-                };
+                })?;
             }
             _ => return None,
         }
