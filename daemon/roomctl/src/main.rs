@@ -306,9 +306,6 @@ fn print_status(s: &Json) {
             text(&health["last_error_kind"])
         );
     }
-    if let Some(r) = health.get("meetings_unavailable_reason") {
-        println!("  meetings:   {}", text(r));
-    }
     println!("Version:      {}", text(&s["version"]));
 }
 

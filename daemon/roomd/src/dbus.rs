@@ -30,8 +30,6 @@ pub enum RoomError {
     NotPermitted(String),
     /// An argument is out of range.
     InvalidArgument(String),
-    /// The feature is not available in this build or configuration.
-    NotAvailable(String),
     /// The daemon is shutting down or failed internally.
     Failed(String),
 }
@@ -93,10 +91,6 @@ impl RoomInterface {
     /// Join the meeting at `url`. Returns once the join has started; follow `State`.
     async fn join(&self, url: &str) -> Result<(), RoomError> {
         let meeting = MeetingUrl::parse(url, &self.allowed_hosts)?;
-        let unavailable = self.shared.read().facts.meetings_unavailable.clone();
-        if let Some(reason) = unavailable {
-            return Err(RoomError::NotAvailable(reason));
-        }
         self.send(Input::Join {
             url: meeting.as_str().to_owned(),
             source: Source::DBus,
@@ -214,7 +208,7 @@ impl RoomInterface {
         let status = &s.status;
         let overall = if status.state.as_str() == "error" {
             "error"
-        } else if status.last_error.is_some() || s.facts.meetings_unavailable.is_some() {
+        } else if status.last_error.is_some() {
             "degraded"
         } else {
             "ok"
@@ -226,14 +220,7 @@ impl RoomInterface {
                 "config_file",
                 Value::from(s.facts.config_file.as_deref().unwrap_or("")),
             ),
-            (
-                "meetings_available",
-                Value::from(s.facts.meetings_unavailable.is_none()),
-            ),
         ];
-        if let Some(reason) = &s.facts.meetings_unavailable {
-            entries.push(("meetings_unavailable_reason", Value::from(reason.as_str())));
-        }
         if let Some(e) = &status.last_error {
             entries.push(("last_error_kind", Value::from(e.kind.as_str())));
             entries.push(("last_error", Value::from(e.message.as_str())));
@@ -249,16 +236,47 @@ impl RoomInterface {
         dict(entries)
     }
 
-    /// What media the room is configured to send and receive.
+    /// What media the room is configured for, and live figures while in a meeting.
     #[zbus(property)]
     fn media(&self) -> Dict {
         let s = self.shared.read();
-        dict(
-            s.facts
-                .media
-                .iter()
-                .map(|(k, v)| (*k, Value::from(v.as_str()))),
-        )
+        let mut entries: Vec<(&str, Value)> = s
+            .facts
+            .media
+            .iter()
+            .map(|(k, v)| (*k, Value::from(v.as_str())))
+            .collect();
+        if let Some(live) = &s.media_live {
+            entries.push((
+                "received_video_frames",
+                Value::from(live.received_video_frames),
+            ));
+            entries.push((
+                "rtp_packets_received",
+                Value::from(live.rtp_packets_received),
+            ));
+            entries.push(("keyframe_requests", Value::from(live.keyframe_requests)));
+            if let Some(report) = &live.encoder_report {
+                entries.push(("encoder_report", Value::from(report.as_str())));
+            }
+            if let Some(v) = &live.video {
+                entries.push(("sending_video_codec", Value::from(v.codec)));
+                entries.push(("sending_video_encoder", Value::from(v.encoder.as_str())));
+                entries.push((
+                    "sending_video_size",
+                    Value::from(format!("{}x{}", v.width, v.height)),
+                ));
+                entries.push(("sending_video_frames", Value::from(v.frames_sent)));
+            }
+            if let Some(a) = &live.audio {
+                entries.push(("sending_audio_codec", Value::from(a.codec)));
+                entries.push(("sending_audio_packets", Value::from(a.packets_sent)));
+            }
+            if let Some(r) = &live.receiver {
+                entries.push(("remote_tracks", Value::from(r.tracks.len() as u32)));
+            }
+        }
+        dict(entries)
     }
 
     /// Version of `visio-roomd`.
@@ -305,6 +323,13 @@ impl Publisher for BusPublisher {
             if let Err(e) = sent {
                 tracing::warn!(error = %e, ?field, "could not emit PropertiesChanged");
             }
+        }
+    }
+
+    async fn media_changed(&self) {
+        let iface = self.iface.get().await;
+        if let Err(e) = iface.media_changed(self.iface.signal_emitter()).await {
+            tracing::warn!(error = %e, "could not emit PropertiesChanged for Media");
         }
     }
 

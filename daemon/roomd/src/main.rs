@@ -5,6 +5,7 @@
 //! `visio-room-core`; this binary only connects them to the world.
 
 mod dbus;
+mod demo;
 mod meeting;
 mod room;
 
@@ -20,7 +21,7 @@ use visio_room_core::config::{Config, ConfigSource};
 use visio_room_core::controller::Policy;
 
 use crate::dbus::{BusPublisher, RoomInterface};
-use crate::meeting::{MeetingBackend, Unavailable};
+use crate::meeting::Visio;
 use crate::room::{Facts, RoomLoop, Shared, Snapshot};
 
 /// The visio-room appliance daemon: joins Visio meetings from a meeting room.
@@ -37,6 +38,10 @@ struct Args {
     /// Serve on the session bus instead of the system bus (development).
     #[arg(long)]
     session_bus: bool,
+    /// Demo: start a local visio-sim, join its demo meeting with the room's camera and
+    /// microphone (test sources when there are none), and print the meeting page's address.
+    #[arg(long)]
+    demo: bool,
 }
 
 fn main() -> ExitCode {
@@ -107,12 +112,20 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
         "starting visio-roomd {}",
         env!("CARGO_PKG_VERSION")
     );
+    let sim = if args.demo {
+        Some(demo::start_sim().await?)
+    } else {
+        None
+    };
+    let config = match &sim {
+        Some(sim) => demo::demo_config(config, sim)?,
+        None => config,
+    };
     let allowed_hosts = config.visio.allow_list();
-    let backend = Unavailable;
+    let backend = Visio::new(&config);
     let facts = Facts {
         config_file,
         started_at: room::unix_ms(SystemTime::now()) / 1000,
-        meetings_unavailable: backend.unavailable_reason(),
         media: media_facts(&config),
         next_meetings: Vec::new(),
     };
@@ -123,11 +136,12 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
             .clone(),
         retry_at_unix_ms: None,
         facts,
+        media_live: None,
     });
     let room_loop = RoomLoop::new(policy, backend, config.room.name.clone(), shared.clone());
 
     let (commands_tx, commands_rx) = mpsc::channel(32);
-    let iface = RoomInterface::new(commands_tx, shared, allowed_hosts);
+    let iface = RoomInterface::new(commands_tx.clone(), shared, allowed_hosts);
     let builder = if args.session_bus {
         zbus::connection::Builder::session()?
     } else {
@@ -163,12 +177,32 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
         tracing::warn!(error = %e, "could not notify systemd");
     }
 
+    if let Some(sim) = &sim {
+        join_demo(sim, commands_tx).await;
+    }
     room_loop
         .run(commands_rx, BusPublisher::new(iface_ref), shutdown_signal())
         .await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     info!("stopped");
     Ok(())
+}
+
+/// Asks the room loop (once it runs) to join the demo meeting, and tells the person where to
+/// see the room.
+async fn join_demo(sim: &demo::DemoSim, commands: mpsc::Sender<room::Command>) {
+    let url = sim.meeting_url();
+    println!("visio-roomd demo: the room is joining {url}");
+    println!("Open {url} in a browser to see and hear the room; Ctrl-C to stop.");
+    let (reply, _outcome) = tokio::sync::oneshot::channel();
+    let input = visio_room_core::controller::Input::Join {
+        url,
+        source: visio_room_core::controller::Source::DBus,
+    };
+    // The channel has room: the loop starts right after this.
+    if commands.try_send(room::Command { input, reply }).is_err() {
+        error!("could not queue the demo join");
+    }
 }
 
 /// The controller's policy from the `[room]` and `[join]` sections.

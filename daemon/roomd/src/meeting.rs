@@ -1,33 +1,21 @@
 //! The boundary between the room loop and the meeting session.
 //!
-//! The controller decides *when* a meeting session runs; a [`MeetingBackend`] knows *how*. The
-//! real backend (Meet REST API, LiveKit signalling, WebRTC, media) plugs in here; until it exists,
-//! [`Unavailable`] makes the daemon answer `Join` honestly with `org.visioroom.Error.NotAvailable`.
+//! The controller decides *when* a meeting session runs; a [`MeetingBackend`] knows *how*.
+//! [`Visio`] runs real sessions (`visio-room-session`: Meet REST API, lobby, LiveKit, WebRTC,
+//! and the media engine); the trait keeps the room loop testable and lets a build without media
+//! say so honestly ([`Unavailable`]).
 
-use tokio::sync::mpsc;
-use visio_room_core::controller::{Failure, FailureKind, SessionEvent, SessionId};
+use visio_room_core::config::{self, Config};
+use visio_room_core::controller::{Failure, FailureKind, SessionEvent};
+use visio_room_core::meeting_url::{AllowedHosts, MeetingUrl};
+use visio_room_media::{
+    AudioSenderConfig, AudioSinkSetting, CameraSetting, CameraSource, MicrophoneSetting,
+    MicrophoneSource, ReceiverConfig, VideoSenderConfig, VideoSinkSetting,
+};
+use visio_room_session::{MediaSettings, SessionConfig, SessionHandle};
+pub use visio_room_session::{MediaStatus, SessionEvents, SessionRequest};
 
-/// What a meeting session needs to start.
-// Until the meeting session lands, only `id` is read (by `Unavailable`).
-#[allow(dead_code)]
-#[derive(Debug, Clone)]
-pub struct SessionRequest {
-    /// The id its events carry.
-    pub id: SessionId,
-    /// Canonical meeting URL (validated against the allow-list).
-    pub url: String,
-    /// Name shown to the other participants.
-    pub display_name: String,
-    /// Start with the microphone muted.
-    pub mic_muted: bool,
-    /// Start with the camera on.
-    pub camera_enabled: bool,
-}
-
-/// Where sessions report their events.
-pub type SessionEvents = mpsc::UnboundedSender<(SessionId, SessionEvent)>;
-
-/// A running meeting session. Dropping it must not block.
+/// A running meeting session. Dropping it stops the session without blocking.
 pub trait RunningSession: Send {
     /// Leave the meeting; the session reports [`SessionEvent::Stopped`] when done.
     fn stop(&mut self);
@@ -35,32 +23,125 @@ pub trait RunningSession: Send {
     fn set_mic_muted(&mut self, muted: bool);
     /// Send video or not.
     fn set_camera_enabled(&mut self, enabled: bool);
+    /// Live media counters, when the session has media.
+    fn media_status(&self) -> Option<MediaStatus>;
 }
 
 /// Knows how to run meeting sessions.
 pub trait MeetingBackend: Send + Sync {
-    /// `Some(reason)` when meetings cannot be joined at all with this backend.
-    fn unavailable_reason(&self) -> Option<String>;
     /// Starts a session; it reports on `events`.
     fn start(&self, request: SessionRequest, events: SessionEvents) -> Box<dyn RunningSession>;
 }
 
-/// The backend of a build without the meeting session: every join fails with a clear reason.
-pub struct Unavailable;
+/// Real Visio meetings with the room's camera, microphone, display and speakers.
+pub struct Visio {
+    session: SessionConfig,
+    media: config::MediaConfig,
+    allow_list: AllowedHosts,
+}
 
-const UNAVAILABLE: &str =
-    "joining meetings is not available in this build yet: the meeting session is not implemented";
-
-impl MeetingBackend for Unavailable {
-    fn unavailable_reason(&self) -> Option<String> {
-        Some(UNAVAILABLE.to_owned())
+impl Visio {
+    /// A backend for `config`.
+    pub fn new(config: &Config) -> Visio {
+        let session = SessionConfig {
+            allowed_hosts: config.visio.allowed_hosts.clone(),
+            lobby_timeout: std::time::Duration::from_secs(config.join.lobby_timeout_s),
+            ..SessionConfig::default()
+        };
+        Visio {
+            session,
+            media: config.media.clone(),
+            allow_list: config.visio.allow_list(),
+        }
     }
 
+    /// The media settings for one session. The camera is looked up at each join, so a camera
+    /// plugged in after start-up is used by the next meeting.
+    fn media_settings(&self) -> Result<MediaSettings, String> {
+        let m = &self.media;
+        let camera = match &m.video_source {
+            config::VideoSource::Auto => CameraSetting::Auto,
+            config::VideoSource::Test => CameraSetting::Test,
+            config::VideoSource::Device(p) => CameraSetting::Device(p.clone()),
+        };
+        let camera = CameraSource::resolve(&camera).map_err(|e| e.to_string())?;
+        let microphone = MicrophoneSource::resolve(&match &m.audio_source {
+            config::AudioSource::Auto => MicrophoneSetting::Auto,
+            config::AudioSource::Test => MicrophoneSetting::Test,
+            config::AudioSource::Alsa(d) => MicrophoneSetting::Alsa(d.clone()),
+        });
+        let video_sink = match m.video_sink {
+            config::VideoSink::Auto => VideoSinkSetting::Auto,
+            config::VideoSink::Kms => VideoSinkSetting::Kms,
+            config::VideoSink::Window => VideoSinkSetting::Window,
+            config::VideoSink::None => VideoSinkSetting::None,
+        };
+        let audio_sink = match &m.audio_sink {
+            config::AudioSink::Auto => AudioSinkSetting::Auto,
+            config::AudioSink::None => AudioSinkSetting::None,
+            config::AudioSink::Alsa(d) => AudioSinkSetting::Alsa(d.clone()),
+        };
+        Ok(MediaSettings {
+            video: VideoSenderConfig {
+                camera,
+                width: m.resolution.width,
+                height: m.resolution.height,
+                fps: m.framerate,
+                ..VideoSenderConfig::default()
+            },
+            audio: AudioSenderConfig {
+                microphone,
+                ..AudioSenderConfig::default()
+            },
+            receiver: ReceiverConfig {
+                video_sink,
+                audio_sink,
+                ..ReceiverConfig::default()
+            },
+            encoder: None,
+        })
+    }
+}
+
+impl MeetingBackend for Visio {
     fn start(&self, request: SessionRequest, events: SessionEvents) -> Box<dyn RunningSession> {
-        let failure = Failure::new(FailureKind::NotAvailable, UNAVAILABLE);
-        // The receiver lives as long as the room loop; a send error means we are shutting down.
-        let _ = events.send((request.id, SessionEvent::Failed(failure)));
-        Box::new(Gone)
+        let media = match self.media_settings() {
+            Ok(media) => media,
+            Err(e) => {
+                let failure = Failure::new(
+                    FailureKind::Media,
+                    format!("the camera could not be opened: {e}"),
+                );
+                let _ = events.send((request.id, SessionEvent::Failed(failure)));
+                return Box::new(Gone);
+            }
+        };
+        // A meeting on a loopback host (a local visio-sim) keeps its media on loopback too:
+        // nothing of a local test or demo may leave the machine.
+        let loopback = MeetingUrl::parse(&request.url, &self.allow_list)
+            .map(|u| u.is_loopback())
+            .unwrap_or(false);
+        let config = SessionConfig {
+            media: Some(media),
+            ice_loopback_only: loopback,
+            ..self.session.clone()
+        };
+        Box::new(visio_room_session::start(request, config, events))
+    }
+}
+
+impl RunningSession for SessionHandle {
+    fn stop(&mut self) {
+        SessionHandle::stop(self)
+    }
+    fn set_mic_muted(&mut self, muted: bool) {
+        SessionHandle::set_mic_muted(self, muted)
+    }
+    fn set_camera_enabled(&mut self, enabled: bool) {
+        SessionHandle::set_camera_enabled(self, enabled)
+    }
+    fn media_status(&self) -> Option<MediaStatus> {
+        Some(SessionHandle::media_status(self))
     }
 }
 
@@ -71,4 +152,7 @@ impl RunningSession for Gone {
     fn stop(&mut self) {}
     fn set_mic_muted(&mut self, _: bool) {}
     fn set_camera_enabled(&mut self, _: bool) {}
+    fn media_status(&self) -> Option<MediaStatus> {
+        None
+    }
 }

@@ -18,7 +18,7 @@ use visio_room_core::controller::{
     StatusField,
 };
 
-use crate::meeting::{MeetingBackend, RunningSession, SessionRequest};
+use crate::meeting::{MediaStatus, MeetingBackend, RunningSession, SessionRequest};
 
 /// A request to the room loop, answered on `reply`.
 pub struct Command {
@@ -35,8 +35,6 @@ pub struct Facts {
     pub config_file: Option<String>,
     /// When the daemon started, seconds since the epoch.
     pub started_at: u64,
-    /// Why meetings cannot be joined, if they cannot.
-    pub meetings_unavailable: Option<String>,
     /// The configured media, as `key → value` strings.
     pub media: Vec<(&'static str, String)>,
     /// Upcoming meetings (empty until a calendar source is configured).
@@ -52,6 +50,8 @@ pub struct Snapshot {
     pub retry_at_unix_ms: Option<u64>,
     /// The daemon's facts.
     pub facts: Facts,
+    /// Live media counters of the running session, refreshed every second.
+    pub media_live: Option<MediaStatus>,
 }
 
 /// The snapshot shared between the loop (writer) and the D-Bus interface (readers).
@@ -78,6 +78,8 @@ pub trait Publisher {
     async fn changed(&self, fields: &[StatusField]);
     /// A failure to report to listeners.
     async fn error(&self, failure: &Failure);
+    /// The live media counters changed.
+    async fn media_changed(&self);
 }
 
 /// The loop's state. Build with [`RoomLoop::new`], run with [`RoomLoop::run`].
@@ -120,6 +122,9 @@ impl<B: MeetingBackend> RoomLoop<B> {
         let watchdog = sd_notify::watchdog_enabled();
         let mut ping =
             tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |period| period / 2));
+        // Media counters are published once a second while a session runs.
+        let mut media_tick = tokio::time::interval(Duration::from_secs(1));
+        media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             let deadline = self.controller.poll_timeout().map(to_tokio);
@@ -140,6 +145,7 @@ impl<B: MeetingBackend> RoomLoop<B> {
                         warn!(error = %e, "could not ping the systemd watchdog");
                     }
                 }
+                _ = media_tick.tick() => self.refresh_media(&publisher).await,
                 () = &mut shutdown => break,
             }
         }
@@ -235,6 +241,23 @@ impl<B: MeetingBackend> RoomLoop<B> {
         }
         let live = self.controller.session();
         self.sessions.retain(|k, _| Some(*k) == live);
+    }
+
+    async fn refresh_media<P: Publisher>(&self, publisher: &P) {
+        let live = self
+            .controller
+            .session()
+            .and_then(|id| self.sessions.get(&id))
+            .and_then(|s| s.media_status());
+        let changed = {
+            let mut snapshot = self.shared.read();
+            let changed = snapshot.media_live != live;
+            snapshot.media_live = live;
+            changed
+        };
+        if changed {
+            publisher.media_changed().await;
+        }
     }
 
     fn live_session(&mut self, f: impl FnOnce(&mut Box<dyn RunningSession>)) {

@@ -147,3 +147,58 @@ pub fn json(out: &Output) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
+
+/// A running `visio-sim` (the local Visio), stopped when dropped.
+pub struct Sim {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub origin: String,
+}
+
+impl Sim {
+    /// Starts `visio-sim --listen 127.0.0.1:0 ARGS` (built next to `visio-roomctl`).
+    pub fn start(args: &[&str]) -> Sim {
+        let binary = Path::new(env!("CARGO_BIN_EXE_visio-roomctl")).with_file_name("visio-sim");
+        assert!(
+            binary.exists(),
+            "{} is missing: build the workspace (cargo build --workspace --bins) first",
+            binary.display()
+        );
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("visio-sim starts");
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line)
+            .expect("visio-sim prints its address");
+        // Keep draining its stdout so it never blocks.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while out.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let origin = line
+            .trim()
+            .strip_prefix("visio-sim listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from visio-sim: {line:?}"))
+            .to_owned();
+        Sim { child, origin }
+    }
+
+    /// `127.0.0.1:PORT`, for `visio.allowed_hosts`.
+    pub fn host(&self) -> &str {
+        self.origin.trim_start_matches("http://")
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
