@@ -235,6 +235,9 @@ pub fn probe_h264_encoder(
     candidates: &[EncoderCandidate],
     camera: &CameraSource,
 ) -> Result<EncoderChoice, MediaError> {
+    // Like every other entry point: a probe must not be the one call that panics when
+    // GStreamer was not initialised yet.
+    crate::init()?;
     let mut attempts: Vec<ProbeAttempt> = candidates
         .iter()
         .map(|c| ProbeAttempt {

@@ -126,3 +126,12 @@ fn a_decoder_that_cannot_decode_the_codec_falls_back() {
         "{err}"
     );
 }
+
+#[test]
+fn probing_is_safe_as_the_very_first_call() {
+    // No `common::init()` here: nextest runs each test in its own process, so this is the
+    // first GStreamer call of the process, as it is at the daemon's start-up.
+    let choice = probe_h264_encoder(&EncoderCandidate::default_order(), &CameraSource::Test)
+        .expect("the probe initialises GStreamer itself");
+    assert_eq!(choice.encoder_name(), "x264enc", "{}", choice.report());
+}
