@@ -203,9 +203,6 @@ impl<B: MeetingBackend> RoomLoop<B> {
                     camera_enabled,
                 };
                 let session = self.backend.start(request, self.events_tx.clone());
-                // Sessions the controller no longer tracks are dropped (which stops them).
-                let live = self.controller.session();
-                self.sessions.retain(|k, _| Some(*k) == live);
                 self.sessions.insert(id, session);
             }
             Action::StopSession { id } => {
@@ -239,6 +236,7 @@ impl<B: MeetingBackend> RoomLoop<B> {
                 publisher.error(&failure).await;
             }
         }
+        // Sessions the controller no longer tracks are dropped (which stops them).
         let live = self.controller.session();
         self.sessions.retain(|k, _| Some(*k) == live);
     }
