@@ -21,6 +21,10 @@ use toml::Spanned;
 
 use crate::meeting_url::{AllowedHosts, MeetingUrl};
 
+mod calendar;
+
+pub use calendar::{CalendarAuth, CalendarConfig, CalendarSource, ManualCall};
+
 /// Where the configuration is read from when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/visio-room/config.toml";
 
@@ -35,6 +39,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// `[join]`
     pub join: JoinConfig,
+    /// `[calendar]`
+    pub calendar: CalendarConfig,
 }
 
 /// `[room]`: the room itself.
@@ -392,6 +398,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "leave_timeout_ms",
         ],
     ),
+    ("calendar", calendar::KEYS),
 ];
 
 /// The keys of `section` in [`SCHEMA`].
@@ -502,6 +509,9 @@ impl Reader<'_> {
         }
         if let Some(t) = self.section(doc, "join")? {
             self.join(t, &mut config.join)?;
+        }
+        if let Some(t) = self.section(doc, "calendar")? {
+            self.calendar(t, &mut config.calendar)?;
         }
         Ok(config)
     }
@@ -945,12 +955,12 @@ max_attempts = 3
         assert!(e.ends_with("(framerate belongs in [media])"), "{e}");
         let e = err("name = \"Salle\"\n");
         assert!(
-            e.contains(":1:1: name: unknown section; expected one of room, visio, media, join (name belongs in [room])"),
+            e.contains(":1:1: name: unknown section; expected one of room, visio, media, join, calendar (name belongs in [room])"),
             "{e}"
         );
         let e = err("[roomz]\n");
         assert!(
-            e.ends_with(":1:2: roomz: unknown section; expected one of room, visio, media, join (did you mean room?)"),
+            e.ends_with(":1:2: roomz: unknown section; expected one of room, visio, media, join, calendar (did you mean room?)"),
             "{e}"
         );
     }
