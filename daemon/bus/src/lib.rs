@@ -191,6 +191,9 @@ pub trait Room {
     /// A physical button was pressed.
     #[zbus(signal)]
     fn button_pressed(&self, button: &str) -> zbus::Result<()>;
+    /// A booked meeting started while the room is in a call started by hand.
+    #[zbus(signal)]
+    fn meeting_offered(&self, url: &str, summary: &str, start: i64) -> zbus::Result<()>;
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub fn occurrences(
         Some(name) => zone::iana_or_windows(name).ok_or_else(|| {
             format!("--zone {name:?} is not a time zone (use an IANA name such as Europe/Paris)")
         })?,
-        None => system_zone(),
+        None => zone::system_zone(),
     };
     let options = ExpandOptions {
         local_zone,
@@ -65,29 +65,6 @@ pub fn occurrences(
     Ok(())
 }
 
-/// The machine's time zone: `TZ`, else `/etc/timezone`, else the `/etc/localtime` link, else UTC.
-fn system_zone() -> chrono_tz::Tz {
-    let from_tz = std::env::var("TZ")
-        .ok()
-        .map(|s| s.trim_start_matches(':').to_owned());
-    let from_file = || {
-        std::fs::read_to_string("/etc/timezone")
-            .ok()
-            .map(|s| s.trim().to_owned())
-    };
-    let from_link = || {
-        std::fs::read_link("/etc/localtime").ok().and_then(|p| {
-            let p = p.to_string_lossy().into_owned();
-            p.split_once("zoneinfo/").map(|(_, name)| name.to_owned())
-        })
-    };
-    [from_tz, from_file(), from_link()]
-        .into_iter()
-        .flatten()
-        .find_map(|name| zone::iana_or_windows(&name))
-        .unwrap_or(chrono_tz::UTC)
-}
-
 /// `calendar next`: prints the daemon's `NextMeetings`.
 pub fn print_next(next: &[NextMeeting], json: bool) {
     if json {
@@ -106,7 +83,7 @@ pub fn print_next(next: &[NextMeeting], json: bool) {
     if next.is_empty() {
         println!("No upcoming meetings.");
     }
-    let zone = system_zone();
+    let zone = zone::system_zone();
     let local = |t: i64| {
         chrono::DateTime::from_timestamp(t, 0)
             .map(|t| t.with_timezone(&zone).format("%a %d %b %H:%M").to_string())

@@ -7,7 +7,8 @@
 //! someone started by hand).
 //!
 //! It is sans-IO at its core: no clock (the current time is always an input), no sockets, no
-//! files except the one-call [`occurrences_in_file`] helper for `visio-roomctl`. It must not know
+//! files except the one-call helpers for `visio-roomctl` and the daemon ([`occurrences_in_file`],
+//! [`zone::system_zone`]). It must not know
 //! about D-Bus, the meeting session, media or hardware; the daemon feeds it calendar text and
 //! the current call state and carries out the actions it returns through the room controller.
 //!

@@ -402,6 +402,29 @@ const WINDOWS_ZONES: &[(&str, &str)] = &[
     ("Line Islands Standard Time", "Pacific/Kiritimati"),
 ];
 
+/// The machine's time zone: `TZ`, else `/etc/timezone`, else the `/etc/localtime` link, else UTC.
+pub fn system_zone() -> Tz {
+    let from_tz = std::env::var("TZ")
+        .ok()
+        .map(|s| s.trim_start_matches(':').to_owned());
+    let from_file = || {
+        std::fs::read_to_string("/etc/timezone")
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
+    let from_link = || {
+        std::fs::read_link("/etc/localtime").ok().and_then(|p| {
+            let p = p.to_string_lossy().into_owned();
+            p.split_once("zoneinfo/").map(|(_, name)| name.to_owned())
+        })
+    };
+    [from_tz, from_file(), from_link()]
+        .into_iter()
+        .flatten()
+        .find_map(|name| iana_or_windows(&name))
+        .unwrap_or(Tz::UTC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
