@@ -1,0 +1,160 @@
+//! The last good calendar of each source, on disk, so that a room that boots without network
+//! still knows its meetings (and can say how old that knowledge is).
+//!
+//! One JSON file per source, named by [`SourceSpec::key`] (a hash of the spec, never of a
+//! secret), written atomically: a temporary file in the same directory, flushed to disk, then
+//! renamed over the old one. A file that cannot be read back (truncated, edited, from another
+//! version) is ignored with a warning: the next good fetch replaces it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CacheError;
+use crate::spec::SourceSpec;
+
+/// Format version of the cache files.
+const FORMAT: u32 = 1;
+
+/// A cached calendar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedCalendar {
+    /// The iCalendar texts of the source, as last fetched.
+    pub texts: Vec<String>,
+    /// When they were fetched (the last time the source was read successfully, changed or not,
+    /// if the daemon calls [`Cache::store`] or [`Cache::touch`] after each good fetch).
+    pub fetched_at: SystemTime,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    format: u32,
+    /// `describe()` of the source, for a human looking at the directory.
+    source: String,
+    fetched_at_unix_ms: u64,
+    texts: Vec<String>,
+}
+
+/// The calendar cache directory (`/var/lib/visio-room/calendar` in production).
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// A cache in `dir` (created at the first store if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Cache {
+        Cache { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of a source.
+    pub fn path_of(&self, spec: &SourceSpec) -> PathBuf {
+        self.dir.join(format!("{}.json", spec.key()))
+    }
+
+    /// Stores the texts of a source, fetched at `fetched_at`, replacing the previous entry
+    /// atomically.
+    pub fn store(
+        &self,
+        spec: &SourceSpec,
+        texts: &[String],
+        fetched_at: SystemTime,
+    ) -> Result<(), CacheError> {
+        let path = self.path_of(spec);
+        let entry = Entry {
+            format: FORMAT,
+            source: spec.describe(),
+            fetched_at_unix_ms: fetched_at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64,
+            texts: texts.to_vec(),
+        };
+        let error = |e: std::io::Error| CacheError {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(&self.dir).map_err(error)?;
+        let json = serde_json::to_vec(&entry).expect("strings serialise");
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", spec.key(), std::process::id()));
+        let written = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&json)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            // The rename itself is durable once the directory is synced.
+            if let Ok(dir) = std::fs::File::open(&self.dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(error)
+    }
+
+    /// Marks the cached texts of a source as confirmed at `fetched_at` (after a fetch that
+    /// found nothing changed). Does nothing when there is no entry.
+    pub fn touch(&self, spec: &SourceSpec, fetched_at: SystemTime) -> Result<(), CacheError> {
+        match self.load(spec) {
+            Some(cached) => self.store(spec, &cached.texts, fetched_at),
+            None => Ok(()),
+        }
+    }
+
+    /// The cached calendar of a source, if there is a readable one. A missing entry is
+    /// normal (first start); an unreadable one is ignored with a warning.
+    pub fn load(&self, spec: &SourceSpec) -> Option<CachedCalendar> {
+        let path = self.path_of(spec);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!(calendar = %spec.describe(), "no cached calendar yet");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    calendar = %spec.describe(),
+                    path = %path.display(),
+                    error = %e,
+                    "cannot read the cached calendar; ignoring it"
+                );
+                return None;
+            }
+        };
+        match serde_json::from_slice::<Entry>(&bytes) {
+            Ok(entry) if entry.format == FORMAT => Some(CachedCalendar {
+                texts: entry.texts,
+                fetched_at: UNIX_EPOCH + Duration::from_millis(entry.fetched_at_unix_ms),
+            }),
+            Ok(entry) => {
+                tracing::warn!(
+                    calendar = %spec.describe(),
+                    path = %path.display(),
+                    format = entry.format,
+                    "cached calendar in an unknown format; ignoring it"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(
+                    calendar = %spec.describe(),
+                    path = %path.display(),
+                    error = %e,
+                    "corrupted cached calendar; ignoring it (the next fetch replaces it)"
+                );
+                None
+            }
+        }
+    }
+}

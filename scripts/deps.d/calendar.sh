@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Dependencies of the calendar-sources crate (daemon/calendar, `visio-room-calendar`) tests:
+#   - a Python venv with the Radicale CalDAV server (PyPI), started by the tests on a loopback
+#     port with htpasswd auth and a temporary storage directory:
+#                                                $REPO/hw-tests/.work/venv-radicale
+# Idempotent, non-interactive, runs as root; assumes `apt-get update` was done.
+# Usage: scripts/deps.d/calendar.sh REPO
+set -euo pipefail
+repo="${1:-$(cd "$(dirname "$0")/../.." && pwd)}"
+work="$repo/hw-tests/.work"
+venv="$work/venv-radicale"
+# Pinned so the server behaviour the tests rely on (403 on an invalid sync token, collection GET
+# as one .ics with an ETag) is reproducible.
+radicale_version="3.9.0"
+
+export DEBIAN_FRONTEND=noninteractive
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+
+mkdir -p "$work"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c "import radicale, sys; \
+  sys.exit(0 if radicale.VERSION == '$radicale_version' else 1)" 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check "radicale==$radicale_version"
+fi
+echo "calendar: Radicale $("$venv/bin/python" -c 'import radicale; print(radicale.VERSION)') in $venv"
