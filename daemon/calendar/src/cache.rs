@@ -158,3 +158,80 @@ impl Cache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SourceSpec {
+        SourceSpec::Ics {
+            url: url::Url::parse("https://cal.example.org/private-xyz/room.ics").unwrap(),
+            auth: crate::Auth::None,
+        }
+    }
+
+    #[test]
+    fn stored_calendars_load_back_with_their_fetch_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("calendar"));
+        assert_eq!(cache.load(&spec()), None, "nothing before the first store");
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        let texts = vec![
+            "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".to_owned(),
+            "é".to_owned(),
+        ];
+        cache.store(&spec(), &texts, at).unwrap();
+        let back = cache.load(&spec()).unwrap();
+        assert_eq!(back.texts, texts);
+        assert_eq!(back.fetched_at, at);
+
+        let later = at + Duration::from_secs(60);
+        cache.touch(&spec(), later).unwrap();
+        assert_eq!(cache.load(&spec()).unwrap().fetched_at, later);
+        // Only the entry itself is left: the temporary file was renamed.
+        let names: Vec<_> = std::fs::read_dir(cache.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec![format!("{}.json", spec().key())]);
+        let raw = std::fs::read_to_string(cache.path_of(&spec())).unwrap();
+        assert!(
+            !raw.contains("private-xyz"),
+            "the entry names the source without its path"
+        );
+    }
+
+    #[test]
+    fn a_corrupted_or_foreign_entry_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        cache
+            .store(&spec(), &["BEGIN:VCALENDAR".into()], SystemTime::now())
+            .unwrap();
+        let path = cache.path_of(&spec());
+        let good = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+        assert_eq!(cache.load(&spec()), None, "truncated");
+        std::fs::write(
+            &path,
+            br#"{"format":99,"source":"x","fetched_at_unix_ms":0,"texts":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(cache.load(&spec()), None, "unknown format");
+        // The next good fetch replaces it.
+        cache
+            .store(&spec(), &["B".into()], SystemTime::now())
+            .unwrap();
+        assert_eq!(cache.load(&spec()).unwrap().texts, vec!["B".to_owned()]);
+    }
+
+    #[test]
+    fn an_unwritable_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        let cache = Cache::new(blocker.join("calendar"));
+        let error = cache.store(&spec(), &[], SystemTime::now()).unwrap_err();
+        assert!(error.to_string().contains("state directory"), "{error}");
+    }
+}

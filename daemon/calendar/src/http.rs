@@ -307,3 +307,45 @@ impl Http {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http() -> Http {
+        let settings = HttpSettings {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            body_limit: 1000,
+            tls: None,
+        };
+        Http::new(
+            "CalDAV https://cal.example.org [0]".into(),
+            Auth::None,
+            &settings,
+        )
+        .unwrap()
+    }
+
+    fn location(to: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(LOCATION, to.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn redirects_stay_on_the_same_host_and_never_go_down_to_plain_http() {
+        let from = Url::parse("https://cal.example.org/.well-known/caldav").unwrap();
+        let ok = http().redirect_target(&from, &location("/dav/")).unwrap();
+        assert_eq!(ok.as_str(), "https://cal.example.org/dav/");
+        let e = http()
+            .redirect_target(&from, &location("https://evil.example.net/dav/"))
+            .unwrap_err();
+        assert!(e.to_string().contains("another host"), "{e}");
+        let e = http()
+            .redirect_target(&from, &location("http://cal.example.org/dav/"))
+            .unwrap_err();
+        assert!(e.to_string().contains("plain http"), "{e}");
+        assert!(http().redirect_target(&from, &HeaderMap::new()).is_err());
+    }
+}
