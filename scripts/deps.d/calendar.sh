@@ -3,6 +3,7 @@
 #   - a Python venv with the Radicale CalDAV server (PyPI), started by the tests on a loopback
 #     port with htpasswd auth and a temporary storage directory:
 #                                                $REPO/hw-tests/.work/venv-radicale
+#   - openssl (CLI), to make a private certificate authority for the HTTPS test
 # Idempotent, non-interactive, runs as root; assumes `apt-get update` was done.
 # Usage: scripts/deps.d/calendar.sh REPO
 set -euo pipefail
@@ -16,6 +17,10 @@ radicale_version="3.9.0"
 export DEBIAN_FRONTEND=noninteractive
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+
+if ! command -v openssl >/dev/null; then
+  apt-get install -y -qq --no-install-recommends openssl >/dev/null
 fi
 
 mkdir -p "$work"

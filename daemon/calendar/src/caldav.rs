@@ -315,18 +315,7 @@ impl Collection {
             "REPORT calendar-query",
         )
         .await?;
-        let mut resources = BTreeMap::new();
-        for response in ms.responses {
-            let Some(u) = resolve(&url, &response.href) else {
-                continue;
-            };
-            if same_url(&u, &self.url) || response.status.is_some_and(|s| s >= 300) {
-                continue;
-            }
-            if let Some(resource) = accept(http, &u, response.props, skipped) {
-                resources.insert(u.to_string(), resource);
-            }
-        }
+        let resources = read_resources(http, &url, &self.url, ms, skipped);
         let changed = texts_differ(&self.resources, &resources);
         tracing::debug!(
             calendar = %http.calendar(),
@@ -491,6 +480,30 @@ impl Collection {
     }
 }
 
+/// The calendar resources of a `calendar-query` answer; the ones that are not iCalendar are
+/// skipped and counted.
+fn read_resources(
+    http: &Http,
+    url: &Url,
+    collection: &Url,
+    ms: Multistatus,
+    skipped: &mut u64,
+) -> BTreeMap<String, Resource> {
+    let mut resources = BTreeMap::new();
+    for response in ms.responses {
+        let Some(u) = resolve(url, &response.href) else {
+            continue;
+        };
+        if same_url(&u, collection) || response.status.is_some_and(|s| s >= 300) {
+            continue;
+        }
+        if let Some(resource) = accept(http, &u, response.props, skipped) {
+            resources.insert(u.to_string(), resource);
+        }
+    }
+    resources
+}
+
 /// A resource's text if it is iCalendar; otherwise it is skipped, logged and counted (one bad
 /// resource must not cost the others).
 fn accept(http: &Http, url: &Url, props: Props, skipped: &mut u64) -> Option<Resource> {
@@ -578,5 +591,46 @@ impl CalDav {
     /// How many calendar collections were found (0 before the first fetch).
     pub fn collections(&self) -> usize {
         self.collections.as_ref().map_or(0, Vec::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::HttpSettings;
+
+    #[test]
+    fn a_resource_that_is_not_icalendar_costs_only_itself() {
+        let http = Http::new(
+            "CalDAV https://cal.example.org [0]".into(),
+            crate::Auth::None,
+            &HttpSettings {
+                connect_timeout: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(1),
+                body_limit: 1000,
+                tls: None,
+            },
+        )
+        .unwrap();
+        let body = r#"<d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">
+<d:response><d:href>/cal/</d:href><d:propstat><d:prop/><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+<d:response><d:href>/cal/good.ics</d:href><d:propstat><d:prop><d:getetag>"1"</d:getetag><c:calendar-data>BEGIN:VCALENDAR
+END:VCALENDAR</c:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+<d:response><d:href>/cal/broken.ics</d:href><d:propstat><d:prop><d:getetag>"2"</d:getetag><c:calendar-data>&lt;html&gt;oops</c:calendar-data></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+<d:response><d:href>/cal/empty.ics</d:href><d:propstat><d:prop><d:getetag>"3"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+</d:multistatus>"#;
+        let ms = dav::parse_multistatus(body).unwrap();
+        let base = Url::parse("https://cal.example.org/cal/").unwrap();
+        let mut skipped = 0;
+        let resources = read_resources(&http, &base, &base, ms, &mut skipped);
+        assert_eq!(skipped, 2);
+        assert_eq!(
+            resources.keys().collect::<Vec<_>>(),
+            vec!["https://cal.example.org/cal/good.ics"]
+        );
+        assert_eq!(
+            resources.values().next().unwrap().etag.as_deref(),
+            Some("\"1\"")
+        );
     }
 }

@@ -7,6 +7,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -66,6 +67,16 @@ pub struct Radicale {
 impl Radicale {
     /// Starts Radicale, or fails saying how to install it.
     pub fn start() -> Radicale {
+        Radicale::start_inner(None)
+    }
+
+    /// Starts Radicale serving HTTPS with `cert` and `key` (PEM); the test's own requests
+    /// trust `tls`.
+    pub fn start_https(cert: &Path, key: &Path, tls: Arc<rustls::ClientConfig>) -> Radicale {
+        Radicale::start_inner(Some((cert, key, tls)))
+    }
+
+    fn start_inner(https: Option<(&Path, &Path, Arc<rustls::ClientConfig>)>) -> Radicale {
         let python = repo().join("hw-tests/.work/venv-radicale/bin/python");
         assert!(
             python.exists(),
@@ -79,10 +90,18 @@ impl Radicale {
         std::fs::write(&users, format!("{USER}:{PASSWORD}\n")).unwrap();
         let storage = dir.path().join("collections");
         let config = dir.path().join("config");
+        let ssl = match &https {
+            Some((cert, key, _)) => format!(
+                "ssl = True\ncertificate = {}\nkey = {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "[server]\nhosts = 127.0.0.1:{port}\n\
+                "[server]\nhosts = 127.0.0.1:{port}\n{ssl}\
                  [auth]\ntype = htpasswd\nhtpasswd_filename = {}\nhtpasswd_encryption = plain\ndelay = 0\n\
                  [storage]\nfilesystem_folder = {}\n\
                  [rights]\ntype = owner_only\n\
@@ -103,11 +122,21 @@ impl Radicale {
             .spawn()
             .expect("start Radicale");
         wait_listening(port, &mut child, &log, "Radicale");
+        let (scheme, http) = match https {
+            Some((_, _, tls)) => (
+                "https",
+                reqwest::Client::builder()
+                    .use_preconfigured_tls((*tls).clone())
+                    .build()
+                    .unwrap(),
+            ),
+            None => ("http", reqwest::Client::new()),
+        };
         Radicale {
             child,
-            base: Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+            base: Url::parse(&format!("{scheme}://127.0.0.1:{port}/")).unwrap(),
             dir,
-            http: reqwest::Client::new(),
+            http,
         }
     }
 
