@@ -292,3 +292,91 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// A running Xandikos (no authentication; `--defaults` makes `/user/calendars/calendar/`).
+pub struct Xandikos {
+    child: Child,
+    /// `http://127.0.0.1:PORT/`.
+    pub base: Url,
+    /// Storage and log.
+    pub dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Xandikos {
+    /// The calendar `--defaults` creates.
+    pub const CALENDAR: &'static str = "/user/calendars/calendar/";
+
+    /// Starts Xandikos, or fails saying how to install it.
+    pub fn start() -> Xandikos {
+        let bin = repo().join("hw-tests/.work/venv-xandikos/bin/xandikos");
+        assert!(
+            bin.exists(),
+            "Xandikos is not installed: run `scripts/deps.d/calendar.sh {}` (expected {})",
+            repo().display(),
+            bin.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = dir.path().join("xandikos.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(&bin)
+            .args([
+                "serve",
+                "--defaults",
+                "--no-detect-systemd",
+                "-l",
+                "127.0.0.1",
+                "-p",
+            ])
+            .arg(port.to_string())
+            .arg("-d")
+            .arg(dir.path().join("store"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start Xandikos");
+        wait_listening(port, &mut child, &log, "Xandikos");
+        Xandikos {
+            child,
+            base: Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The server's access log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("xandikos.log")).unwrap_or_default()
+    }
+
+    /// Sends a request that must succeed.
+    pub async fn request(&self, method: &str, path: &str, body: Option<String>) {
+        let mut request = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            self.base.join(path).unwrap(),
+        );
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "text/calendar; charset=utf-8")
+                .body(body);
+        }
+        let response = request.send().await.expect("Xandikos answers");
+        let status = response.status().as_u16();
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: HTTP {status}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Xandikos {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
