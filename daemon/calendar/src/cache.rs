@@ -104,12 +104,24 @@ impl Cache {
     }
 
     /// Marks the cached texts of a source as confirmed at `fetched_at` (after a fetch that
-    /// found nothing changed). Does nothing when there is no entry.
+    /// found nothing changed). Only the entry's modification time is set — no rewrite, so a
+    /// poll every minute does not wear the flash. Does nothing when there is no entry.
     pub fn touch(&self, spec: &SourceSpec, fetched_at: SystemTime) -> Result<(), CacheError> {
-        match self.load(spec) {
-            Some(cached) => self.store(spec, &cached.texts, fetched_at),
-            None => Ok(()),
-        }
+        let path = self.path_of(spec);
+        let file = match std::fs::File::options().append(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(CacheError {
+                    path,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        file.set_modified(fetched_at).map_err(|e| CacheError {
+            path,
+            reason: e.to_string(),
+        })
     }
 
     /// The cached calendar of a source, if there is a readable one. A missing entry is
@@ -132,11 +144,16 @@ impl Cache {
                 return None;
             }
         };
+        // A later modification time means `touch` confirmed the texts since they were stored.
+        let touched = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         match serde_json::from_slice::<Entry>(&bytes) {
-            Ok(entry) if entry.format == FORMAT => Some(CachedCalendar {
-                texts: entry.texts,
-                fetched_at: UNIX_EPOCH + Duration::from_millis(entry.fetched_at_unix_ms),
-            }),
+            Ok(entry) if entry.format == FORMAT => {
+                let stored = UNIX_EPOCH + Duration::from_millis(entry.fetched_at_unix_ms);
+                Some(CachedCalendar {
+                    texts: entry.texts,
+                    fetched_at: touched.filter(|t| *t > stored).unwrap_or(stored),
+                })
+            }
             Ok(entry) => {
                 tracing::warn!(
                     calendar = %spec.describe(),
@@ -175,19 +192,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("calendar"));
         assert_eq!(cache.load(&spec()), None, "nothing before the first store");
+        // In the past, so that the file's own modification time (now) is later: set it back.
         let at = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
         let texts = vec![
             "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".to_owned(),
             "é".to_owned(),
         ];
         cache.store(&spec(), &texts, at).unwrap();
+        cache.touch(&spec(), at).unwrap();
         let back = cache.load(&spec()).unwrap();
         assert_eq!(back.texts, texts);
         assert_eq!(back.fetched_at, at);
 
         let later = at + Duration::from_secs(60);
+        let content = std::fs::read(cache.path_of(&spec())).unwrap();
         cache.touch(&spec(), later).unwrap();
         assert_eq!(cache.load(&spec()).unwrap().fetched_at, later);
+        assert_eq!(
+            std::fs::read(cache.path_of(&spec())).unwrap(),
+            content,
+            "not rewritten"
+        );
+        let other = SourceSpec::File {
+            path: "/nowhere.ics".into(),
+        };
+        cache.touch(&other, later).unwrap();
+        assert_eq!(cache.load(&other), None);
         // Only the entry itself is left: the temporary file was renamed.
         let names: Vec<_> = std::fs::read_dir(cache.dir())
             .unwrap()

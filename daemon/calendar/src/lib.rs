@@ -40,7 +40,7 @@ use std::time::Duration;
 
 pub use cache::{Cache, CachedCalendar};
 pub use error::{CacheError, SourceError};
-pub use poll::{next_poll_delay, DEFAULT_JITTER, DEFAULT_POLL_INTERVAL};
+pub use poll::{next_poll_delay, retry_delay, DEFAULT_JITTER, DEFAULT_POLL_INTERVAL};
 pub use spec::{Auth, Secret, SourceSpec};
 
 use caldav::{CalDav, CalDavSettings};
@@ -177,7 +177,9 @@ impl Source {
             Ok(Fetched::Unchanged) => {
                 tracing::debug!(calendar = %self.describe, "calendar unchanged");
             }
-            Err(error) => tracing::warn!(%error, "calendar fetch failed"),
+            // Returned to the caller, who decides how loudly to say it (once per outage, not
+            // once per poll).
+            Err(error) => tracing::debug!(%error, "calendar fetch failed"),
         }
         result
     }

@@ -28,6 +28,25 @@ pub fn next_poll_delay(interval: Duration, jitter_fraction: f64, seed: u64) -> D
     interval.mul_f64(factor)
 }
 
+/// Longest wait between attempts while a source keeps failing, in intervals.
+const MAX_BACKOFF_INTERVALS: u32 = 10;
+
+/// The delay before retrying a source that failed `consecutive_failures` times in a row
+/// (≥ 1): the interval doubled at each failure, up to ten intervals, with the same jitter as
+/// [`next_poll_delay`]. A room whose server is down polls it every 10 min, not every minute.
+pub fn retry_delay(
+    interval: Duration,
+    consecutive_failures: u32,
+    jitter_fraction: f64,
+    seed: u64,
+) -> Duration {
+    let factor = 1u32
+        .checked_shl(consecutive_failures.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(MAX_BACKOFF_INTERVALS);
+    next_poll_delay(interval * factor, jitter_fraction, seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +72,19 @@ mod tests {
         assert_eq!(next_poll_delay(i, 0.0, 42), i);
         assert_eq!(next_poll_delay(i, f64::NAN, 42), i);
         assert!(next_poll_delay(i, 5.0, 7) <= Duration::from_secs(600));
+    }
+
+    #[test]
+    fn failures_back_off_to_ten_intervals() {
+        let i = Duration::from_secs(60);
+        let secs = |n| retry_delay(i, n, 0.0, 1).as_secs();
+        assert_eq!(
+            [secs(0), secs(1), secs(2), secs(3), secs(4), secs(5)],
+            [60, 60, 120, 240, 480, 600]
+        );
+        assert_eq!(secs(40), 600);
+        assert_eq!(secs(u32::MAX), 600);
+        let jittered = retry_delay(i, 3, 0.1, 9).as_secs_f64();
+        assert!((216.0..=264.0).contains(&jittered), "{jittered}");
     }
 }
