@@ -6,8 +6,12 @@
 //! VP8 RTP at a 720p bitrate (no encoder, so the machine's cores go to the SFU), each packet
 //! stamped with its send time.
 //!
+//! After the window, `BENCH_LATE_JOINS` more subscribers join one after the other while the
+//! publishers keep sending: the time from opening the signalling socket to the first forwarded
+//! packet is a mid-call join (signalling, subscriber ICE and DTLS, first packet).
+//!
 //! `cargo bench -p visio-sim --bench forwarding` (env: BENCH_PUBLISHERS=2, BENCH_SUBSCRIBERS=3,
-//! BENCH_SECONDS=10, BENCH_KBPS=2500).
+//! BENCH_SECONDS=10, BENCH_KBPS=2500, BENCH_LATE_JOINS=5).
 
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
@@ -208,10 +212,15 @@ struct Stats {
     packets: AtomicU64,
     latencies_us: Mutex<Vec<u64>>,
     measuring: std::sync::atomic::AtomicBool,
+    first_packet: Mutex<Option<std::time::Instant>>,
 }
 
 impl Stats {
     fn record(&self, payload: &[u8]) {
+        self.first_packet
+            .lock()
+            .unwrap()
+            .get_or_insert_with(std::time::Instant::now);
         if !self.measuring.load(Ordering::Relaxed) || payload.len() < 10 {
             return;
         }
@@ -318,6 +327,7 @@ async fn main() {
     let subscribers = env_num("BENCH_SUBSCRIBERS", 3);
     let seconds = env_num("BENCH_SECONDS", 10);
     let kbps = env_num("BENCH_KBPS", 2500);
+    let late_joins = env_num("BENCH_LATE_JOINS", 5);
     let mut child = Command::new(env!("CARGO_BIN_EXE_visio-sim"))
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "visio_sim=warn")
@@ -351,6 +361,23 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stats.measuring.store(false, Ordering::Relaxed);
     let ticks = cpu_ticks(child.id()) - ticks0;
+    let mut joins = Vec::new();
+    for i in 0..late_joins {
+        let late = Arc::new(Stats::default());
+        let started = std::time::Instant::now();
+        let c = connect(&api, &url, &format!("late-{i}"), late.clone()).await;
+        let first = loop {
+            if let Some(t) = *late.first_packet.lock().unwrap() {
+                break Some(t.duration_since(started));
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        joins.push(first.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0));
+        drop(c);
+    }
     let _ = child.kill();
     let _ = child.wait();
     let cpu_percent = ticks as f64 / seconds as f64; // 100 ticks/s = one core
@@ -367,5 +394,12 @@ async fn main() {
         percentile(&lat, 0.95),
         lat.len()
     );
+    if !joins.is_empty() {
+        let shown: Vec<String> = joins.iter().map(|ms| format!("{ms:.0}")).collect();
+        println!(
+            "mid-call join (signalling socket opened -> first forwarded packet), ms: {}",
+            shown.join(", ")
+        );
+    }
     drop(clients);
 }

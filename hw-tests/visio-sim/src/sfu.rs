@@ -509,6 +509,10 @@ impl Sfu {
         let mut settings = SettingEngine::default();
         settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
         settings.set_network_types(vec![NetworkType::Udp4]);
+        // ICE-lite, like a LiveKit server: the SFU only answers connectivity checks and the
+        // client (controlling on both connections) nominates at once, instead of the SFU's
+        // full agent running its own checks on the subscriber connection it offers.
+        settings.set_lite(true);
         if ice_scope == IceScope::Loopback {
             settings.set_include_loopback_candidate(true);
             settings.set_ip_filter(Box::new(|ip: IpAddr| ip.is_loopback()));

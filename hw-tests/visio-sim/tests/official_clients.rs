@@ -459,3 +459,55 @@ fn the_browser_decodes_h264_and_vp9_forwarded_from_the_python_sdk() {
             });
     });
 }
+
+#[test]
+fn a_room_joining_mid_call_decodes_video_within_a_second_and_a_half() {
+    let python = venv_python();
+    enter_loopback_only_netns();
+    let sim = SimServer::start(&[]);
+    let args = |name: &'static str, extra: &[&'static str]| {
+        let mut a = vec![
+            "--url",
+            sim.url.as_str(),
+            "--room",
+            "abc-defg-hij",
+            "--name",
+            name,
+            "--seconds",
+            "40",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let start = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        Peer::start(&python, "python_peer.py", &refs)
+    };
+    let mut speaker = start(args("Orateur", &["--fps", "15"]));
+    speaker
+        .wait_for(Duration::from_secs(20), |l| l["state"] == "connected")
+        .unwrap_or_else(|| panic!("the first participant did not connect: {}", speaker.log()));
+    // The call is under way (the publisher's encoder is past its first keyframe) when the
+    // room joins.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut room = start(args("Salle", &["--no-media"]));
+    let seen = room
+        .wait_for(Duration::from_secs(30), |l| {
+            python_track(l, "video").is_some_and(|t| num(&t, "frames") >= 1.0)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the room joining mid-call decoded no video: {}\n{}",
+                room.last(),
+                sim.log()
+            )
+        });
+    let connected = num(&seen, "connected_s");
+    let first_frame = num(&python_track(&seen, "video").unwrap(), "first_frame_s");
+    let wait = first_frame - connected;
+    println!("mid-call join: connect() took {connected:.3} s, first frame {wait:.3} s later");
+    assert!(
+        wait < 1.5,
+        "a room joining mid-call waited {wait:.3} s after connecting for its first video frame"
+    );
+}

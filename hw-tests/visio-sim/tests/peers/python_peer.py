@@ -1,10 +1,11 @@
 """A participant built on the official LiveKit Python SDK (PyPI `livekit`, Google's libwebrtc
 inside). It joins a visio-sim room through the Meet REST API like a device, publishes a moving
 test pattern (camera) and a 440 Hz tone (microphone), subscribes to everyone else, and prints
-one JSON line per second with what it really decoded:
+one JSON line per second with what it really decoded (times in seconds since it started
+connecting: "connected_s" when `connect()` returned, a video's "first_frame_s"):
 
   {"t": 3.0, "state": "connected", "identity": ..., "remote": {"<identity>/<track sid>":
-   {"kind": "video", "frames": 87, "width": 640, "height": 480} | {"kind": "audio",
+   {"kind": "video", "frames": 87, "width": 640, "height": 480, "first_frame_s": 1.2} | {"kind": "audio",
    "frames": 150, "rms": 0.21, "peak_rms": 0.3}}}  (rms decays; peak_rms is the loudest 10 ms)
 
 Usage: python_peer.py --url http://127.0.0.1:PORT --room SLUG [--name NAME] [--seconds N]
@@ -117,6 +118,8 @@ async def main() -> None:
     async def watch_video(key: str, track: rtc.RemoteVideoTrack) -> None:
         async for ev in rtc.VideoStream(track):
             s = remote[key]
+            if s["frames"] == 0:
+                s["first_frame_s"] = round(time.monotonic() - start, 3)
             s["frames"] += 1
             s["width"], s["height"] = ev.frame.width, ev.frame.height
 
@@ -150,11 +153,13 @@ async def main() -> None:
             "payload": bytes(packet.data).decode(errors="replace"),
         })
 
+    # Times in the report ("connected_s", a video's "first_frame_s") count from here.
     start = time.monotonic()
     await room.connect(ws_url, token, rtc.RoomOptions(auto_subscribe=True))
+    connected_s = round(time.monotonic() - start, 3)
     stop = asyncio.Event()
     if args.no_media:
-        await run(args, room, remote, data, start)
+        await run(args, room, remote, data, start, connected_s)
         return
     vsrc = rtc.VideoSource(args.width, args.height)
     vtrack = rtc.LocalVideoTrack.create_video_track("camera", vsrc)
@@ -172,13 +177,13 @@ async def main() -> None:
             await asyncio.sleep(args.unpublish_camera_after)
             await room.local_participant.unpublish_track(vpub.sid)
         tasks.append(asyncio.ensure_future(unpublish_later()))
-    await run(args, room, remote, data, start)
+    await run(args, room, remote, data, start, connected_s)
     stop.set()
     for t in tasks:
         t.cancel()
 
 
-async def run(args, room: rtc.Room, remote: dict, data: list, start: float) -> None:
+async def run(args, room: rtc.Room, remote: dict, data: list, start: float, connected_s: float) -> None:
     """Reports once a second (and sends data if asked) until --seconds have passed."""
     while time.monotonic() - start < args.seconds:
         await asyncio.sleep(1)
@@ -197,6 +202,7 @@ async def run(args, room: rtc.Room, remote: dict, data: list, start: float) -> N
             "t": round(time.monotonic() - start, 1),
             "state": "connected" if room.isconnected() else "disconnected",
             "identity": room.local_participant.identity,
+            "connected_s": connected_s,
             "remote": remote,
             "data": data[-20:],
             "data_count": len(data),
