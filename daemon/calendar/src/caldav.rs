@@ -9,7 +9,7 @@
 //! long in advance, before the first read) are picked up: the incremental reports only see
 //! *changes*.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Method;
@@ -90,6 +90,15 @@ fn same_url(a: &Url, b: &Url) -> bool {
 
 fn resolve(base: &Url, href: &str) -> Option<Url> {
     base.join(href).ok()
+}
+
+/// The key of a resource: its URL with the path percent-decoded, so that `/a%40b.ics` and
+/// `/a@b.ics` (the same resource, spelled differently by two reports) are one entry.
+fn key_of(url: &Url) -> String {
+    let path = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy();
+    let mut key = url.origin().ascii_serialization();
+    key.push_str(&path);
+    key
 }
 
 /// iCalendar UTC time (`20261123T110000Z`) of `now ± delta`.
@@ -342,7 +351,7 @@ impl Collection {
         skipped: &mut u64,
     ) -> Result<bool, SyncFailure> {
         let mut changed = false;
-        let mut to_fetch = BTreeSet::new();
+        let mut to_fetch = BTreeMap::new();
         for _ in 0..MAX_SYNC_ROUNDS {
             let reply = http
                 .send(
@@ -369,7 +378,7 @@ impl Collection {
                     truncated |= response.status == Some(507);
                     continue;
                 }
-                let key = u.to_string();
+                let key = key_of(&u);
                 if response.status == Some(404) {
                     to_fetch.remove(&key);
                     changed |= self.resources.remove(&key).is_some();
@@ -377,7 +386,7 @@ impl Collection {
                 }
                 let known = self.resources.get(&key).and_then(|r| r.etag.as_ref());
                 if response.props.etag.is_none() || known != response.props.etag.as_ref() {
-                    to_fetch.insert(key);
+                    to_fetch.insert(key, u.path().to_owned());
                 }
             }
             token = ms.sync_token.ok_or_else(|| SourceError::BadXml {
@@ -423,41 +432,42 @@ impl Collection {
                 continue;
             };
             if !same_url(&u, &self.url) && response.status.is_none_or(|s| s < 300) {
-                listed.insert(u.to_string(), response.props.etag);
+                listed.insert(key_of(&u), (u.path().to_owned(), response.props.etag));
             }
         }
         let before = self.resources.len();
         self.resources.retain(|key, _| listed.contains_key(key));
         let mut changed = self.resources.len() != before;
-        let to_fetch: BTreeSet<String> = listed
+        let to_fetch: BTreeMap<String, String> = listed
             .into_iter()
-            .filter(|(key, etag)| {
+            .filter(|(key, (_, etag))| {
                 etag.is_none()
                     || self.resources.get(key).and_then(|r| r.etag.as_ref()) != etag.as_ref()
             })
-            .map(|(key, _)| key)
+            .map(|(key, (href, _))| (key, href))
             .collect();
         changed |= self.multiget(http, to_fetch, skipped).await?;
         self.marker = Some(Marker::CTag(markers.ctag));
         Ok(changed)
     }
 
-    /// Fetches resources by href (`calendar-multiget`); whether any text changed.
+    /// Fetches resources (key → href as the server spelled it) with `calendar-multiget`;
+    /// whether any text changed.
     async fn multiget(
         &mut self,
         http: &Http,
-        keys: BTreeSet<String>,
+        wanted: BTreeMap<String, String>,
         skipped: &mut u64,
     ) -> Result<bool, SourceError> {
-        let keys: Vec<Url> = keys.iter().filter_map(|k| Url::parse(k).ok()).collect();
+        let hrefs: Vec<String> = wanted.into_values().collect();
         let mut changed = false;
-        for batch in keys.chunks(MULTIGET_BATCH) {
+        for batch in hrefs.chunks(MULTIGET_BATCH) {
             let (url, ms) = request_multistatus(
                 http,
                 "REPORT",
                 &self.url,
                 "1",
-                &dav::calendar_multiget(batch.iter().map(Url::path)),
+                &dav::calendar_multiget(batch.iter().map(String::as_str)),
                 "REPORT calendar-multiget",
             )
             .await?;
@@ -465,7 +475,7 @@ impl Collection {
                 let Some(u) = resolve(&url, &response.href) else {
                     continue;
                 };
-                let key = u.to_string();
+                let key = key_of(&u);
                 if response.status == Some(404) {
                     changed |= self.resources.remove(&key).is_some();
                     continue;
@@ -498,7 +508,7 @@ fn read_resources(
             continue;
         }
         if let Some(resource) = accept(http, &u, response.props, skipped) {
-            resources.insert(u.to_string(), resource);
+            resources.insert(key_of(&u), resource);
         }
     }
     resources
@@ -598,6 +608,16 @@ impl CalDav {
 mod tests {
     use super::*;
     use crate::http::HttpSettings;
+
+    #[test]
+    fn one_resource_spelled_two_ways_is_one_key() {
+        let a = Url::parse("https://cal.example.org/cal/a%40b%20c.ics").unwrap();
+        let b = Url::parse("https://cal.example.org/cal/a@b%20c.ics").unwrap();
+        assert_eq!(key_of(&a), key_of(&b));
+        assert_eq!(key_of(&a), "https://cal.example.org/cal/a@b c.ics");
+        let other_port = Url::parse("https://cal.example.org:8443/cal/a@b%20c.ics").unwrap();
+        assert_ne!(key_of(&a), key_of(&other_port));
+    }
 
     #[test]
     fn a_resource_that_is_not_icalendar_costs_only_itself() {
