@@ -1,25 +1,23 @@
 //! End to end: the real `visio-roomd` on a real private `dbus-daemon`, driven by the real
 //! `visio-roomctl` and by a zbus client.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use support::{json, Bus, Daemon};
+use visio_room_test_support::{json, Bus, Daemon, Result};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
-fn status_json_answers_on_built_in_defaults() {
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &[]);
-    let status = json(&bus.ctl(&["status", "--json"]));
+fn status_json_answers_on_built_in_defaults() -> Result<()> {
+    let bus = Bus::start()?;
+    let _daemon = Daemon::start(&bus, &[])?;
+    let status = json(&bus.ctl(&["status", "--json"])?)?;
     assert_eq!(status["state"], "idle");
     assert!(status["meeting"].is_null());
     assert_eq!(status["participants"], serde_json::json!([]));
@@ -30,42 +28,45 @@ fn status_json_answers_on_built_in_defaults() {
     assert_eq!(status["health"]["config_file"], "");
     assert_eq!(status["health"]["status"], "ok");
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    Ok(())
 }
 
 #[test]
-fn status_text_is_readable() {
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &[]);
-    let out = bus.ctl(&["status"]);
+fn status_text_is_readable() -> Result<()> {
+    let bus = Bus::start()?;
+    let _daemon = Daemon::start(&bus, &[])?;
+    let out = bus.ctl(&["status"])?;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("State:        idle"), "{text}");
     assert!(text.contains("Meeting:      none"), "{text}");
+    Ok(())
 }
 
 #[test]
-fn join_refuses_a_host_not_on_the_allow_list() {
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &[]);
-    let out = bus.ctl(&["join", "https://meet.example.com/abc-defg-hij"]);
+fn join_refuses_a_host_not_on_the_allow_list() -> Result<()> {
+    let bus = Bus::start()?;
+    let _daemon = Daemon::start(&bus, &[])?;
+    let out = bus.ctl(&["join", "https://meet.example.com/abc-defg-hij"])?;
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("org.visioroom.Error.HostNotAllowed"),
         "{}",
         stderr(&out)
     );
+    Ok(())
 }
 
 #[test]
-fn join_refuses_a_malformed_url() {
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &[]);
+fn join_refuses_a_malformed_url() -> Result<()> {
+    let bus = Bus::start()?;
+    let _daemon = Daemon::start(&bus, &[])?;
     for bad in [
         "not a url",
         "http://visio.numerique.gouv.fr/abc-defg-hij",
         "https://visio.numerique.gouv.fr/",
     ] {
-        let out = bus.ctl(&["join", bad]);
+        let out = bus.ctl(&["join", bad])?;
         assert!(!out.status.success(), "{bad} was accepted");
         assert!(
             stderr(&out).contains("org.visioroom.Error.InvalidUrl"),
@@ -73,31 +74,33 @@ fn join_refuses_a_malformed_url() {
             stderr(&out)
         );
     }
+    Ok(())
 }
 
 #[test]
-fn volume_is_set_and_out_of_range_is_refused() {
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &[]);
-    let out = bus.ctl(&["volume", "150"]);
+fn volume_is_set_and_out_of_range_is_refused() -> Result<()> {
+    let bus = Bus::start()?;
+    let _daemon = Daemon::start(&bus, &[])?;
+    let out = bus.ctl(&["volume", "150"])?;
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("org.visioroom.Error.InvalidArgument"),
         "{}",
         stderr(&out)
     );
-    assert!(bus.ctl(&["volume", "30"]).status.success());
-    assert_eq!(json(&bus.ctl(&["status", "--json"]))["volume"], 30);
+    assert!(bus.ctl(&["volume", "30"])?.status.success());
+    assert_eq!(json(&bus.ctl(&["status", "--json"])?)?["volume"], 30);
+    Ok(())
 }
 
 #[tokio::test]
-async fn mute_toggle_emits_properties_changed() {
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &[]);
-    let connection = bus.connect().await;
+async fn mute_toggle_emits_properties_changed() -> Result<()> {
+    let bus = Bus::start()?;
+    let _daemon = Daemon::start(&bus, &[])?;
+    let connection = bus.connect().await?;
     let room = visio_room_bus::RoomProxy::new(&connection).await.unwrap();
     let mut changes = room.receive_mic_muted_changed().await;
-    assert!(bus.ctl(&["mute", "toggle"]).status.success());
+    assert!(bus.ctl(&["mute", "toggle"])?.status.success());
     let change = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             let c = changes.next().await.expect("stream open");
@@ -110,17 +113,18 @@ async fn mute_toggle_emits_properties_changed() {
     .await
     .expect("PropertiesChanged for MicMuted within 5 s");
     assert!(change);
-    assert_eq!(json(&bus.ctl(&["status", "--json"]))["mic_muted"], true);
-    assert!(bus.ctl(&["mute", "off"]).status.success());
-    assert_eq!(json(&bus.ctl(&["status", "--json"]))["mic_muted"], false);
+    assert_eq!(json(&bus.ctl(&["status", "--json"])?)?["mic_muted"], true);
+    assert!(bus.ctl(&["mute", "off"])?.status.success());
+    assert_eq!(json(&bus.ctl(&["status", "--json"])?)?["mic_muted"], false);
+    Ok(())
 }
 
 #[test]
-fn watch_prints_the_snapshot_then_changes_as_they_happen() {
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &[]);
+fn watch_prints_the_snapshot_then_changes_as_they_happen() -> Result<()> {
+    let bus = Bus::start()?;
+    let _daemon = Daemon::start(&bus, &[])?;
     let mut watch = bus
-        .roomctl()
+        .roomctl()?
         .args(["watch", "--json"])
         .stdout(Stdio::piped())
         .spawn()
@@ -128,45 +132,48 @@ fn watch_prints_the_snapshot_then_changes_as_they_happen() {
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
     let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["snapshot"]["camera_enabled"], true);
-    assert!(bus.ctl(&["camera", "off"]).status.success());
+    let camera_off = bus.ctl(&["camera", "off"]);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
+        for line in lines.map_while(|l| l.ok()) {
             let _ = tx.send(line);
         }
     });
-    let line = rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("a change printed within 5 s");
+    let line = rx.recv_timeout(Duration::from_secs(5));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(camera_off?.status.success());
+    let line = line.expect("a change printed within 5 s");
     let change: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(change["property"], "CameraEnabled");
     assert_eq!(change["value"], false);
-    let _ = watch.kill();
-    let _ = watch.wait();
+    Ok(())
 }
 
 #[test]
-fn roomctl_says_when_the_daemon_is_not_running() {
-    let bus = Bus::start();
-    let out = bus.ctl(&["status"]);
+fn roomctl_says_when_the_daemon_is_not_running() -> Result<()> {
+    let bus = Bus::start()?;
+    let out = bus.ctl(&["status"])?;
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("visio-roomd is not running"),
         "{}",
         stderr(&out)
     );
+    Ok(())
 }
 
 #[test]
-fn daemon_exits_cleanly_on_sigterm() {
-    let bus = Bus::start();
-    let daemon = Daemon::start(&bus, &[]);
-    assert!(daemon.terminate().success());
+fn daemon_exits_cleanly_on_sigterm() -> Result<()> {
+    let bus = Bus::start()?;
+    let daemon = Daemon::start(&bus, &[])?;
+    assert!(daemon.terminate()?.success());
+    Ok(())
 }
 
 /// Members as `kind name(signature)` from the introspection XML of the running daemon.
-async fn introspected_members(bus: &Bus) -> BTreeSet<String> {
-    let connection = bus.connect().await;
+async fn introspected_members(bus: &Bus) -> Result<BTreeSet<String>> {
+    let connection = bus.connect().await?;
     let proxy = zbus::fdo::IntrospectableProxy::builder(&connection)
         .destination(visio_room_bus::BUS_NAME)
         .unwrap()
@@ -208,7 +215,7 @@ async fn introspected_members(bus: &Bus) -> BTreeSet<String> {
             p.ty().inner()
         ));
     }
-    members
+    Ok(members)
 }
 
 /// Members from the `#### ` headings of docs/dbus-api.md.
@@ -222,10 +229,10 @@ fn documented_members() -> BTreeSet<String> {
 }
 
 #[tokio::test]
-async fn introspection_matches_the_documented_api() {
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &[]);
-    let served = introspected_members(&bus).await;
+async fn introspection_matches_the_documented_api() -> Result<()> {
+    let bus = Bus::start()?;
+    let _daemon = Daemon::start(&bus, &[])?;
+    let served = introspected_members(&bus).await?;
     let documented = documented_members();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let missing: Vec<_> = documented.difference(&served).collect();
@@ -234,4 +241,5 @@ async fn introspection_matches_the_documented_api() {
         "docs/dbus-api.md and the daemon disagree.\nserved but not documented: {undocumented:#?}\ndocumented but not served: {missing:#?}"
     );
     assert!(served.len() >= 17, "{served:#?}");
+    Ok(())
 }

@@ -1,125 +1,334 @@
 //! End to end with real meetings: `visio-roomd` joins `visio-sim` (the local Visio) with test
-//! camera and microphone, driven by `visio-roomctl`, each daemon on its own private bus.
-
-mod support;
+//! camera and microphone, driven by `visio-roomctl`, each daemon on its own private bus. The
+//! lobby, server-initiated mute, a server restart and bad servers, seen from the room's side
+//! (`status --json`, D-Bus properties) and from the server's (the simulator's admin API).
 
 use std::time::{Duration, Instant};
 
-use support::{json, Bus, Daemon, Sim};
+use futures_util::StreamExt;
+use visio_room_test_support::{free_port, Bus, Daemon, FakeMeet, Result, RoomConfig, Sim};
 
-/// A configuration file for a room allowed to join meetings on `host`, with test sources and
-/// no display or speakers (frames are still decoded and counted).
-fn room_config(dir: &tempfile::TempDir, name: &str, host: &str, join: &str) -> String {
-    let path = dir.path().join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            "[room]\nname = \"{name}\"\n[visio]\nallowed_hosts = [\"{host}\"]\n\
-             [media]\nvideo_source = \"test\"\naudio_source = \"test\"\nvideo_sink = \"none\"\n\
-             audio_sink = \"none\"\nresolution = \"320x240\"\nframerate = 15\n{join}"
-        ),
-    )
-    .unwrap();
-    path.to_string_lossy().into_owned()
+/// The room's track of `kind` as the simulator sees it (sid, muted, packets_in, …).
+fn track(participant: &serde_json::Value, kind: &str) -> Option<serde_json::Value> {
+    participant["tracks"]
+        .as_array()?
+        .iter()
+        .find(|t| t["kind"] == kind)
+        .cloned()
 }
 
-/// Polls `status --json` until `done` holds, or fails with the last status.
-fn wait_status(
-    bus: &Bus,
-    secs: u64,
-    what: &str,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let status = json(&bus.ctl(&["status", "--json"]));
-        if done(&status) {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} not reached within {secs} s; last status: {status:#}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn packets_in(participant: &serde_json::Value, kind: &str) -> u64 {
+    track(participant, kind)
+        .and_then(|t| t["packets_in"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits until the simulator has received more than `above` packets of the room's `kind`
+/// track: the room's media reaches the server.
+fn wait_media_at_server(
+    sim: &Sim,
+    room: &str,
+    name: &str,
+    above: (u64, u64),
+) -> Result<serde_json::Value> {
+    sim.wait_participant(room, name, 30, |p| {
+        packets_in(p, "video") > above.0 + 30 && packets_in(p, "audio") > above.1 + 30
+    })
+}
+
+/// The daemon is alive and answers on the bus after a failure.
+fn still_answers(bus: &Bus, daemon: &mut Daemon) -> Result<()> {
+    assert!(daemon.is_running(), "visio-roomd exited:\n{}", daemon.log());
+    let status = bus.status()?;
+    assert!(status["version"].is_string(), "{status:#}");
+    Ok(())
 }
 
 #[test]
-fn an_unreachable_meeting_host_is_retried_then_reported_in_health() {
-    // A loopback port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let host = format!("127.0.0.1:{port}");
-    let config = room_config(
-        &dir,
-        "Salle Retry",
-        &host,
-        "[join]\nmax_attempts = 3\ninitial_backoff_ms = 300\n",
-    );
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &["--config", &config]);
-    let out = bus.ctl(&["join", &format!("http://{host}/abc-defg-hij")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let retrying = wait_status(&bus, 10, "a planned retry", |s| {
+fn an_unreachable_meeting_host_is_retried_then_reported_in_health() -> Result<()> {
+    let host = format!("127.0.0.1:{}", free_port()?);
+    let bus = Bus::start()?;
+    let config = RoomConfig::new("Salle Retry", &host)
+        .with("[join]\nmax_attempts = 3\ninitial_backoff_ms = 300\n");
+    let mut daemon = Daemon::with_config(&bus, &config)?;
+    bus.ctl_ok(&["join", &format!("http://{host}/abc-defg-hij")])?;
+    let retrying = bus.wait_status(10, "a planned retry", |s| {
         s["health"]["retry_attempt"].as_u64().is_some()
-    });
+    })?;
     assert_eq!(retrying["state"], "joining");
     assert_eq!(retrying["health"]["last_error_kind"], "unreachable");
-    let failed = wait_status(&bus, 20, "the error state", |s| s["state"] == "error");
+    let failed = bus.wait_status(20, "the error state", |s| s["state"] == "error")?;
     let message = failed["health"]["last_error"].as_str().unwrap().to_owned();
     assert!(message.contains("gave up after 3 attempts"), "{message}");
     assert_eq!(failed["health"]["status"], "error");
-    // The daemon keeps running and recovers: Leave returns to idle.
-    assert!(bus.ctl(&["leave"]).status.success());
-    wait_status(&bus, 5, "idle", |s| s["state"] == "idle");
+    still_answers(&bus, &mut daemon)?;
+    // It recovers: Leave returns to idle.
+    bus.ctl_ok(&["leave"])?;
+    bus.wait_status(5, "idle", |s| s["state"] == "idle")?;
+    Ok(())
 }
 
 #[test]
-fn a_meeting_that_does_not_exist_is_an_error_without_retries() {
-    let sim = Sim::start(&["--no-unregistered-rooms"]);
-    let dir = tempfile::tempdir().unwrap();
-    let config = room_config(&dir, "Salle 404", sim.host(), "");
-    let bus = Bus::start();
-    let _daemon = Daemon::start(&bus, &["--config", &config]);
-    assert!(bus
-        .ctl(&["join", &format!("{}/nowhere-room", sim.origin)])
-        .status
-        .success());
-    let failed = wait_status(&bus, 20, "the error state", |s| s["state"] == "error");
+fn a_meeting_that_does_not_exist_is_an_error_without_retries() -> Result<()> {
+    let sim = Sim::start(&["--no-unregistered-rooms"])?;
+    let bus = Bus::start()?;
+    let mut daemon = Daemon::with_config(&bus, &RoomConfig::new("Salle 404", sim.host()))?;
+    bus.ctl_ok(&["join", &sim.meeting_url("nowhere-room")])?;
+    let failed = bus.wait_status(20, "the error state", |s| s["state"] == "error")?;
     assert_eq!(
         failed["health"]["last_error_kind"], "room-not-found",
         "{failed:#}"
     );
+    let message = failed["health"]["last_error"].as_str().unwrap_or("");
+    assert!(message.contains("nowhere-room"), "{message}");
     assert!(failed["health"].get("retry_attempt").is_none());
+    still_answers(&bus, &mut daemon)
 }
 
 #[test]
-fn two_rooms_join_one_meeting_see_each_other_and_leave() {
-    let sim = Sim::start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("{}/abc-defg-hij", sim.origin);
-    let (bus_a, bus_b) = (Bus::start(), Bus::start());
-    let config_a = room_config(&dir, "Salle A", sim.host(), "");
-    let config_b = room_config(&dir, "Salle B", sim.host(), "");
-    let _a = Daemon::start(&bus_a, &["--config", &config_a]);
-    let _b = Daemon::start(&bus_b, &["--config", &config_b]);
+fn a_malformed_meet_api_reply_is_a_clear_error_and_the_daemon_keeps_answering() -> Result<()> {
+    // A Meet API behind a broken proxy: HTML where JSON belongs, and JSON of the wrong shape.
+    let meet = FakeMeet::start(|path| {
+        if path.contains("/config/") {
+            (
+                200,
+                r#"{"livekit": 42, "silence_detection": "maybe"}"#.into(),
+            )
+        } else {
+            (200, "<html><body>502 Bad Gateway</body></html>".into())
+        }
+    })?;
+    let bus = Bus::start()?;
+    let config = RoomConfig::new("Salle Proxy", meet.host())
+        .with("[join]\nmax_attempts = 2\ninitial_backoff_ms = 200\n");
+    let mut daemon = Daemon::with_config(&bus, &config)?;
+    bus.ctl_ok(&["join", &format!("{}/abc-defg-hij", meet.origin)])?;
+    let failed = bus.wait_status(20, "the error state", |s| s["state"] == "error")?;
+    assert_eq!(
+        failed["health"]["last_error_kind"], "protocol",
+        "{failed:#}"
+    );
+    let message = failed["health"]["last_error"].as_str().unwrap_or("");
+    assert!(
+        message.contains("unexpected reply") && message.contains("gave up after 2 attempts"),
+        "{message}"
+    );
+    still_answers(&bus, &mut daemon)?;
+    // The daemon still takes commands: leave, then the same join is attempted afresh.
+    bus.ctl_ok(&["leave"])?;
+    bus.wait_status(5, "idle", |s| s["state"] == "idle")?;
+    bus.ctl_ok(&["join", &format!("{}/abc-defg-hij", meet.origin)])?;
+    bus.wait_status(20, "the error state again", |s| s["state"] == "error")?;
+    Ok(())
+}
+
+#[test]
+fn a_token_the_server_refuses_is_reported_in_health_without_retries() -> Result<()> {
+    // The Meet API hands out a token the LiveKit server (the real simulator) refuses: signed
+    // with another secret, as when a deployment's Meet and LiveKit keys disagree.
+    let sim = Sim::start(&[])?;
+    let livekit = sim.origin.clone();
+    let meet = FakeMeet::start(move |path| {
+        if path.contains("/config/") {
+            (200, "{}".into())
+        } else {
+            (
+                200,
+                format!(
+                    r#"{{"id":"4d1a7e0c-0000-4000-8000-000000000001","slug":"abc-defg-hij",
+                    "name":"abc-defg-hij","access_level":"public","is_administrable":false,
+                    "livekit":{{"url":"{livekit}","room":"4d1a7e0c-0000-4000-8000-000000000001",
+                    "token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4IiwidmlkZW8iOnsicm9vbUpvaW4iOnRydWV9fQ.c2lnbmVkLXdpdGgtYW5vdGhlci1zZWNyZXQ"}}}}"#
+                ),
+            )
+        }
+    })?;
+    let bus = Bus::start()?;
+    let mut config = RoomConfig::new("Salle Jeton", meet.host());
+    config.allowed_hosts.push(sim.host().to_owned());
+    let mut daemon = Daemon::with_config(&bus, &config)?;
+    bus.ctl_ok(&["join", &format!("{}/abc-defg-hij", meet.origin)])?;
+    let failed = bus.wait_status(20, "the error state", |s| s["state"] == "error")?;
+    assert_eq!(failed["health"]["last_error_kind"], "refused", "{failed:#}");
+    assert!(failed["health"].get("retry_attempt").is_none());
+    assert!(
+        !failed["health"]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{failed:#}"
+    );
+    still_answers(&bus, &mut daemon)
+}
+
+#[test]
+fn lobby_admission_then_media_flows() -> Result<()> {
+    let sim = Sim::start(&["--room", "board:trusted"])?;
+    let bus = Bus::start()?;
+    let _daemon = Daemon::with_config(&bus, &RoomConfig::new("Salle Verte", sim.host()))?;
+    bus.ctl_ok(&["join", &sim.meeting_url("board")])?;
+    let waiting = bus.wait_status(15, "the lobby", |s| s["state"] == "lobby")?;
+    assert_eq!(waiting["meeting"]["url"], sim.meeting_url("board").as_str());
+    // The host sees the room waiting, under its name; the room keeps its place by polling
+    // (an entry nobody polls expires after 3 s), so it is still there a while later.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let entry = loop {
+        let list = sim.waiting("board")?;
+        if Instant::now() >= deadline && !list.is_empty() {
+            break list[0].clone();
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(10),
+            "the room is not in the lobby list: {list:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(entry["username"], "Salle Verte");
+    assert_eq!(bus.status()?["state"], "lobby");
+    sim.decide_entry("board", entry["id"].as_str().unwrap(), true)?;
+    let in_call = bus.wait_status(20, "in-call after admission", |s| s["state"] == "in-call")?;
+    assert_eq!(in_call["health"]["status"], "ok", "{in_call:#}");
+    // Media flows: the server receives the room's video and audio, and the room counts what
+    // it sends.
+    wait_media_at_server(&sim, "board", "Salle Verte", (0, 0))?;
+    let sending = bus.wait_status(10, "frames sent", |s| {
+        s["media"]["sending_video_frames"].as_u64().unwrap_or(0) > 30
+    })?;
+    assert_eq!(sending["media"]["sending_video_codec"], "H264");
+    // docs/dbus-api.md writes `OPUS`; the daemon reports the codec in lower case.
+    let audio_codec = sending["media"]["sending_audio_codec"]
+        .as_str()
+        .unwrap_or("");
+    assert!(audio_codec.eq_ignore_ascii_case("opus"), "{sending:#}");
+    Ok(())
+}
+
+#[test]
+fn lobby_denial_is_reported_and_the_room_goes_back_to_idle() -> Result<()> {
+    let sim = Sim::start(&["--room", "board:restricted"])?;
+    let bus = Bus::start()?;
+    let mut daemon = Daemon::with_config(&bus, &RoomConfig::new("Salle Rouge", sim.host()))?;
+    bus.ctl_ok(&["join", &sim.meeting_url("board")])?;
+    bus.wait_status(15, "the lobby", |s| s["state"] == "lobby")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let id = loop {
+        if let Some(e) = sim.waiting("board")?.first() {
+            break e["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the room never appeared in the lobby"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    sim.decide_entry("board", &id, false)?;
+    let idle = bus.wait_status(15, "idle after the denial", |s| s["state"] == "idle")?;
+    assert_eq!(idle["health"]["last_error_kind"], "denied", "{idle:#}");
+    assert!(idle["meeting"].is_null(), "{idle:#}");
+    assert!(sim.participant("board", "Salle Rouge")?.is_none());
+    still_answers(&bus, &mut daemon)
+}
+
+#[tokio::test]
+async fn a_server_mute_mutes_the_room_within_a_second_and_it_stays_muted() -> Result<()> {
+    let sim = Sim::start(&[])?;
+    let bus = Bus::start()?;
+    let _daemon = Daemon::with_config(&bus, &RoomConfig::new("Salle Muette", sim.host()))?;
+    bus.ctl_ok(&["join", &sim.meeting_url("abc-defg-hij")])?;
+    bus.wait_status(30, "in-call", |s| s["state"] == "in-call")?;
+    let me = wait_media_at_server(&sim, "abc-defg-hij", "Salle Muette", (0, 0))?;
+    let identity = me["identity"].as_str().unwrap().to_owned();
+    let audio = track(&me, "audio").expect("the room publishes audio");
+    assert_eq!(audio["muted"], false);
+    assert_eq!(bus.status()?["mic_muted"], false);
+
+    let connection = bus.connect().await?;
+    let room = visio_room_bus::RoomProxy::new(&connection)
+        .await
+        .expect("the Room1 proxy");
+    let mut changes = room.receive_mic_muted_changed().await;
+    let asked = Instant::now();
+    sim.mute("abc-defg-hij", &identity, audio["sid"].as_str().unwrap())?;
+    let muted_after = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let change = changes
+                .next()
+                .await
+                .expect("the property stream stays open");
+            if change.get().await.unwrap_or(false) {
+                return asked.elapsed();
+            }
+        }
+    })
+    .await
+    .expect("MicMuted became true after the server mute");
+    println!("MicMuted true {muted_after:?} after the server mute");
+    assert!(
+        muted_after < Duration::from_secs(1),
+        "MicMuted took {muted_after:?}"
+    );
+    // It stays muted: no change back for 3 s, the room never unmutes itself at the server.
+    let unmuted = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            let change = changes
+                .next()
+                .await
+                .expect("the property stream stays open");
+            if !change.get().await.unwrap_or(true) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(unmuted.is_err(), "the room unmuted itself");
+    let status = bus.status()?;
+    assert_eq!(status["mic_muted"], true, "{status:#}");
+    assert_eq!(status["state"], "in-call");
+    let me = sim.participant("abc-defg-hij", "Salle Muette")?.unwrap();
+    assert_eq!(track(&me, "audio").unwrap()["muted"], true, "{me:#}");
+    Ok(())
+}
+
+#[test]
+fn the_room_rejoins_by_itself_after_the_server_restarts() -> Result<()> {
+    let mut sim = Sim::start(&[])?;
+    let bus = Bus::start()?;
+    let _daemon = Daemon::with_config(&bus, &RoomConfig::new("Salle Tenace", sim.host()))?;
+    bus.ctl_ok(&["join", &sim.meeting_url("abc-defg-hij")])?;
+    bus.wait_status(30, "in-call", |s| s["state"] == "in-call")?;
+    let before = wait_media_at_server(&sim, "abc-defg-hij", "Salle Tenace", (0, 0))?;
+    sim.restart()?;
+    // A new server knows nothing: the room must come back by itself, media included.
+    let back = wait_media_at_server(&sim, "abc-defg-hij", "Salle Tenace", (0, 0))?;
+    assert_ne!(
+        before["sid"], back["sid"],
+        "a new participant session on the restarted server"
+    );
+    let status = bus.wait_status(10, "in-call after the restart", |s| s["state"] == "in-call")?;
+    assert_eq!(
+        status["meeting"]["url"],
+        sim.meeting_url("abc-defg-hij").as_str()
+    );
+    assert_ne!(status["health"]["status"], "error", "{status:#}");
+    Ok(())
+}
+
+#[test]
+fn two_rooms_join_one_meeting_see_each_other_and_leave() -> Result<()> {
+    let sim = Sim::start(&[])?;
+    let url = sim.meeting_url("abc-defg-hij");
+    let (bus_a, bus_b) = (Bus::start()?, Bus::start()?);
+    let _a = Daemon::with_config(&bus_a, &RoomConfig::new("Salle A", sim.host()))?;
+    let _b = Daemon::with_config(&bus_b, &RoomConfig::new("Salle B", sim.host()))?;
     let started = Instant::now();
-    assert!(bus_a.ctl(&["join", &url]).status.success());
-    let a = wait_status(&bus_a, 30, "A in the call", |s| s["state"] == "in-call");
+    bus_a.ctl_ok(&["join", &url])?;
+    let a = bus_a.wait_status(30, "A in the call", |s| s["state"] == "in-call")?;
     assert_eq!(a["meeting"]["url"], url.as_str());
     assert_eq!(a["meeting"]["source"], "dbus");
-    assert!(bus_b.ctl(&["join", &url]).status.success());
-    let b = wait_status(&bus_b, 30, "B decoding A's video", |s| {
+    bus_b.ctl_ok(&["join", &url])?;
+    let b = bus_b.wait_status(30, "B decoding A's video", |s| {
         s["media"]["received_video_frames"].as_u64().unwrap_or(0) > 0
-    });
+    })?;
     println!(
         "B decoded A's first frame {:?} after A's join",
         started.elapsed()
@@ -133,14 +342,15 @@ fn two_rooms_join_one_meeting_see_each_other_and_leave() {
         .map(|p| p["name"].as_str().unwrap_or("").to_owned())
         .collect();
     assert_eq!(names, vec!["Salle A".to_owned()]);
-    let a = wait_status(&bus_a, 30, "A decoding B's video", |s| {
+    let a = bus_a.wait_status(30, "A decoding B's video", |s| {
         s["media"]["received_video_frames"].as_u64().unwrap_or(0) > 10
-    });
+    })?;
     assert_eq!(a["participants"][0]["name"], "Salle B");
     // B leaves: B goes idle, A sees it go.
-    assert!(bus_b.ctl(&["leave"]).status.success());
-    wait_status(&bus_b, 10, "B idle", |s| s["state"] == "idle");
-    wait_status(&bus_a, 15, "A alone", |s| {
+    bus_b.ctl_ok(&["leave"])?;
+    bus_b.wait_status(10, "B idle", |s| s["state"] == "idle")?;
+    bus_a.wait_status(15, "A alone", |s| {
         s["participants"].as_array().is_some_and(|p| p.is_empty())
-    });
+    })?;
+    Ok(())
 }

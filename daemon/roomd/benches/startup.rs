@@ -4,47 +4,13 @@
 //!
 //! Run: `cargo bench -p visio-roomd --bench startup`. Prints a table; target: p50 under 100 ms.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use visio_room_test_support::Bus;
 
 const RUNS: usize = 30;
-
-struct Bus {
-    address: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Bus {
-    fn start() -> Bus {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address"])
-            .arg(format!("--address=unix:path={}/bus", dir.path().display()))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("dbus-daemon is installed (scripts/setup)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        Bus {
-            address: line.trim().to_owned(),
-            child,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Spawns `command` and returns the time until `name` gets an owner.
 async fn time_to_name(bus: &zbus::Connection, name: &str, mut command: Command) -> Duration {
@@ -87,12 +53,8 @@ fn summary(label: &str, mut samples: Vec<Duration>) {
 
 #[tokio::main]
 async fn main() {
-    let bus = Bus::start();
-    let connection = zbus::connection::Builder::address(bus.address.as_str())
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
+    let bus = Bus::start().expect("a private dbus-daemon");
+    let connection = bus.connect().await.expect("connect to the private bus");
     let mut roomd = Vec::new();
     let mut baseline = Vec::new();
     for i in 0..RUNS {

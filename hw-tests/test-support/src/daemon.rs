@@ -1,0 +1,203 @@
+//! `visio-roomd` on a private bus, with a configuration file written for the test.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::binaries::{binary, ROOMD};
+use crate::bus::Bus;
+use crate::process::{terminate, usage, ProcessUsage};
+use crate::{Error, Result};
+
+/// A room's configuration file, as the tests need it: test camera and microphone, no display
+/// or speakers (remote media is still decoded and counted), meetings allowed on given hosts.
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    /// `room.name`, the name other participants see.
+    pub name: String,
+    /// `visio.allowed_hosts`.
+    pub allowed_hosts: Vec<String>,
+    /// `media.resolution` as `(width, height)`.
+    pub resolution: (u32, u32),
+    /// `media.framerate`.
+    pub framerate: u32,
+    /// Lines appended as they are (e.g. a `[join]` table).
+    pub extra: String,
+}
+
+impl RoomConfig {
+    /// A room named `name` allowed to join meetings on `host` (`127.0.0.1:PORT`), sending a
+    /// 320x240 test pattern at 15 frames/s (cheap on a loaded 2-core machine).
+    pub fn new(name: &str, host: &str) -> RoomConfig {
+        RoomConfig {
+            name: name.to_owned(),
+            allowed_hosts: vec![host.to_owned()],
+            resolution: (320, 240),
+            framerate: 15,
+            extra: String::new(),
+        }
+    }
+
+    /// The same with another sending size and frame rate.
+    pub fn sending(mut self, width: u32, height: u32, framerate: u32) -> RoomConfig {
+        self.resolution = (width, height);
+        self.framerate = framerate;
+        self
+    }
+
+    /// The same with `lines` appended (TOML, e.g. `"[join]\nmax_attempts = 2\n"`).
+    pub fn with(mut self, lines: &str) -> RoomConfig {
+        self.extra.push_str(lines);
+        self
+    }
+
+    /// The file's text.
+    pub fn to_toml(&self) -> String {
+        let hosts: Vec<String> = self
+            .allowed_hosts
+            .iter()
+            .map(|h| format!("{h:?}"))
+            .collect();
+        format!(
+            "[room]\nname = {:?}\n\n[visio]\nallowed_hosts = [{}]\n\n[media]\n\
+             video_source = \"test\"\naudio_source = \"test\"\nvideo_sink = \"none\"\n\
+             audio_sink = \"none\"\nresolution = \"{}x{}\"\nframerate = {}\n\n{}",
+            self.name,
+            hosts.join(", "),
+            self.resolution.0,
+            self.resolution.1,
+            self.framerate,
+            self.extra
+        )
+    }
+}
+
+/// A running `visio-roomd --session-bus`, killed when dropped. Its log (stderr) goes to a
+/// temporary file, printed when a test panics while the daemon is alive.
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts the daemon on `bus` with `config` and waits until it answers on the bus.
+    pub fn with_config(bus: &Bus, config: &RoomConfig) -> Result<Daemon> {
+        let dir = tempfile::tempdir().map_err(Error::io("create a temporary directory"))?;
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config.to_toml())
+            .map_err(Error::io(format!("write {}", path.display())))?;
+        let path = path.to_string_lossy().into_owned();
+        Self::spawn(bus, &["--config", &path], dir)
+    }
+
+    /// Starts the daemon on `bus` with command-line arguments `extra` (e.g. `--config FILE`)
+    /// and waits until it answers on the bus.
+    pub fn start(bus: &Bus, extra: &[&str]) -> Result<Daemon> {
+        let dir = tempfile::tempdir().map_err(Error::io("create a temporary directory"))?;
+        Self::spawn(bus, extra, dir)
+    }
+
+    fn spawn(bus: &Bus, extra: &[&str], dir: tempfile::TempDir) -> Result<Daemon> {
+        let log = dir.path().join("visio-roomd.log");
+        let stderr =
+            std::fs::File::create(&log).map_err(Error::io(format!("create {}", log.display())))?;
+        let child = Command::new(binary(ROOMD)?)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env(
+                "RUST_LOG",
+                std::env::var("VISIO_ROOMD_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .arg("--session-bus")
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(Error::spawn(ROOMD))?;
+        let mut daemon = Daemon { child, log, dir };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = bus.ctl(&["status", "--json"])?;
+            if out.status.success() {
+                return Ok(daemon);
+            }
+            if let Some(status) = daemon.child.try_wait().ok().flatten() {
+                return Err(Error::Unexpected {
+                    what: format!("visio-roomd exited ({status}) at start:\n{}", daemon.log()),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: "visio-roomd owning its bus name".into(),
+                    secs: 15,
+                    last: String::from_utf8_lossy(&out.stderr).into_owned(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// CPU time and resident memory now.
+    pub fn usage(&self) -> Result<ProcessUsage> {
+        usage(self.pid())
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A temporary directory that lives as long as the daemon (for extra files).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Sends SIGTERM and waits (10 s at most) for the exit status.
+    pub fn terminate(mut self) -> Result<ExitStatus> {
+        terminate(self.pid());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .map_err(Error::io("wait for visio-roomd"))?
+            {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: "visio-roomd exiting on SIGTERM".into(),
+                    secs: 10,
+                    last: self.log(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "---- visio-roomd log (last 80 lines) ----\n{}",
+                tail.join("\n")
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
