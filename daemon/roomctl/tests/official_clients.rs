@@ -1,0 +1,118 @@
+//! The room in a meeting with an official client, end to end: `visio-roomctl join` makes the
+//! real `visio-roomd` join `visio-sim`, where headless Chromium runs the meeting page (npm
+//! `livekit-client`, fake camera and microphone). Each side must decode the other's video at
+//! the right size and receive the other's audio. Everything runs in a private network
+//! namespace on loopback addresses only (root), one browser test at a time on the machine.
+//!
+//! Needs `scripts/deps.d/sim.sh` (Chromium, npm modules, Python venv); fails naming it when
+//! they are missing.
+
+use serde_json::Value;
+use visio_room_test_support::{
+    enter_loopback_only_netns, media_lock, require_chromium, venv_python, Bus, Daemon, Peer,
+    Result, RoomConfig, Sim,
+};
+
+const ROOM: &str = "abc-defg-hij";
+
+/// The browser's view of `identity`'s track of `kind`.
+fn browser_track(line: &Value, identity: &str, kind: &str) -> Option<Value> {
+    line["remote"]
+        .as_array()?
+        .iter()
+        .find(|t| t["participant"] == identity && t["kind"] == kind)
+        .cloned()
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(0.0)
+}
+
+fn count(status: &Value, key: &str) -> u64 {
+    status["media"][key].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn appliance_joins_by_roomctl_and_browser_sees_and_hears_it() -> Result<()> {
+    // Missing dependencies fail here, with the command that installs them.
+    require_chromium()?;
+    venv_python()?;
+    let _one_browser_at_a_time = media_lock()?;
+    enter_loopback_only_netns()?;
+    let sim = Sim::start(&[])?;
+    let bus = Bus::start()?;
+    let config = RoomConfig::new("Salle Visio", sim.host()).sending(640, 360, 15);
+    let _daemon = Daemon::with_config(&bus, &config)?;
+    let mut browser = Peer::chromium(
+        &sim.origin,
+        ROOM,
+        "Navigateur",
+        90,
+        // A 640x360 camera keeps the unoptimised test build of the SFU within its means.
+        &["--resolution", "h360"],
+    )?;
+    browser.expect(60, "the browser in the meeting", |l| {
+        l["phase"] == "connected"
+    })?;
+
+    bus.ctl_ok(&["join", &sim.meeting_url(ROOM)])?;
+    let in_call = bus.wait_status(30, "in-call", |s| s["state"] == "in-call")?;
+    assert_eq!(in_call["meeting"]["source"], "dbus");
+    let me = sim.wait_participant(ROOM, "Salle Visio", 30, |_| true)?;
+    let identity = me["identity"].as_str().unwrap_or_default().to_owned();
+
+    // The browser decodes the room's H.264 at the configured size, frames rising.
+    let first = browser.expect(60, "the browser decoding the room's video", |l| {
+        browser_track(l, &identity, "video").is_some_and(|t| num(&t, "framesDecoded") >= 30.0)
+    })?;
+    let v1 = browser_track(&first, &identity, "video").unwrap();
+    let later = browser.expect(20, "the room's video still rising in the browser", |l| {
+        browser_track(l, &identity, "video")
+            .is_some_and(|t| num(&t, "framesDecoded") >= num(&v1, "framesDecoded") + 20.0)
+    })?;
+    let v2 = browser_track(&later, &identity, "video").unwrap();
+    assert_eq!(
+        (num(&v2, "frameWidth"), num(&v2, "frameHeight")),
+        (640.0, 360.0),
+        "the room's video in the browser: {v2}"
+    );
+    let mime = v2["mimeType"].as_str().unwrap_or_default();
+    assert!(
+        mime.eq_ignore_ascii_case("video/H264"),
+        "codec {mime:?}: {v2}"
+    );
+
+    // The browser hears the room's test tone.
+    let heard = browser.expect(20, "the room's audio in the browser", |l| {
+        browser_track(l, &identity, "audio")
+            .is_some_and(|t| num(&t, "totalAudioEnergy") > 0.0 && num(&t, "audioLevel") > 0.01)
+    })?;
+    println!(
+        "browser: room video {v2}, room audio {}",
+        browser_track(&heard, &identity, "audio").unwrap()
+    );
+
+    // The room decodes the browser's video (VP8 from a browser) and receives its audio:
+    // two remote tracks, decoded frames and RTP packets rising.
+    let s1 = bus.wait_status(40, "the room decoding the browser's video", |s| {
+        count(s, "received_video_frames") > 30 && s["media"]["remote_tracks"] == 2
+    })?;
+    let s2 = bus.wait_status(20, "the browser's media still arriving", |s| {
+        count(s, "received_video_frames") > count(&s1, "received_video_frames") + 20
+            && count(s, "rtp_packets_received") > count(&s1, "rtp_packets_received") + 100
+    })?;
+    let names: Vec<&str> = s2["participants"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["Navigateur"], "{s2:#}");
+    assert_eq!(s2["participants"][0]["audio"], true, "{s2:#}");
+    assert_eq!(s2["participants"][0]["video"], true, "{s2:#}");
+    assert_eq!(s2["media"]["sending_video_size"], "640x360");
+    println!(
+        "room: {} video frames decoded, {} RTP packets received",
+        count(&s2, "received_video_frames"),
+        count(&s2, "rtp_packets_received")
+    );
+    Ok(())
+}
