@@ -9,7 +9,8 @@
 //! on servers without it). Each [`Source::fetch`] answers [`Fetched::Unchanged`] or the
 //! complete current set of iCalendar texts. [`Cache`] keeps the last good set per source on
 //! disk so the room can plan offline and show how stale its calendar is;
-//! [`next_poll_delay`] spaces the polls with jitter.
+//! [`CachedSource`] runs a source with its cache entry (offline boot, staleness, failures);
+//! [`next_poll_delay`] and [`retry_delay`] space the polls with jitter and back-off.
 //!
 //! Security: `https://` with certificate verification always on (system trust store, or the
 //! daemon's own rustls configuration), plain `http://` only to loopback, redirects only to the
@@ -24,9 +25,11 @@
 //!
 //! Module map: [`spec`] (what a source is, secrets), [`error`] (what went wrong and what to
 //! do), `http` (client, redirects, credentials), `feed` (file and ICS feed), `caldav`
-//! (discovery and sync), `dav` (WebDAV XML), [`cache`] (offline copy), [`poll`] (jitter).
+//! (discovery and sync), `dav` (WebDAV XML), [`cache`] (offline copy), [`cached`] (a source
+//! with its cache), [`poll`] (jitter, back-off).
 
 pub mod cache;
+pub mod cached;
 mod caldav;
 mod dav;
 pub mod error;
@@ -39,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use cache::{Cache, CachedCalendar};
+pub use cached::{CachedSource, PollOutcome};
 pub use error::{CacheError, SourceError};
 pub use poll::{next_poll_delay, retry_delay, DEFAULT_JITTER, DEFAULT_POLL_INTERVAL};
 pub use spec::{Auth, Secret, SourceSpec};

@@ -62,6 +62,8 @@ pub struct Radicale {
     /// Temporary directory: config, users, storage, log, secret files.
     pub dir: tempfile::TempDir,
     http: reqwest::Client,
+    python: PathBuf,
+    config: PathBuf,
 }
 
 impl Radicale {
@@ -111,17 +113,7 @@ impl Radicale {
             ),
         )
         .unwrap();
-        let log = dir.path().join("radicale.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(&python)
-            .args(["-m", "radicale", "--config"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .expect("start Radicale");
-        wait_listening(port, &mut child, &log, "Radicale");
+        let child = Radicale::spawn(&python, &config, &dir.path().join("radicale.log"), port);
         let (scheme, http) = match https {
             Some((_, _, tls)) => (
                 "https",
@@ -137,7 +129,40 @@ impl Radicale {
             base: Url::parse(&format!("{scheme}://127.0.0.1:{port}/")).unwrap(),
             dir,
             http,
+            python,
+            config,
         }
+    }
+
+    fn spawn(python: &Path, config: &Path, log: &Path, port: u16) -> Child {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut child = Command::new(python)
+            .args(["-m", "radicale", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start Radicale");
+        wait_listening(port, &mut child, log, "Radicale");
+        child
+    }
+
+    /// Stops the server (its storage stays: [`Radicale::restart`] brings it back).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port with the same storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = self.dir.path().join("radicale.log");
+        self.child = Radicale::spawn(&self.python, &self.config, &log, self.base.port().unwrap());
     }
 
     /// Basic auth with the room's password in a file.
