@@ -9,8 +9,8 @@
 
 use serde_json::Value;
 use visio_room_test_support::{
-    enter_loopback_only_netns, media_lock, require_chromium, venv_python, Bus, Daemon, Peer,
-    Result, RoomConfig, Sim,
+    enter_loopback_only_netns, media_lock, quantile, require_chromium, venv_python, Bus, Daemon,
+    Peer, Result, RoomConfig, Sim,
 };
 
 const ROOM: &str = "abc-defg-hij";
@@ -113,6 +113,66 @@ fn appliance_joins_by_roomctl_and_browser_sees_and_hears_it() -> Result<()> {
         "room: {} video frames decoded, {} RTP packets received",
         count(&s2, "received_video_frames"),
         count(&s2, "rtp_packets_received")
+    );
+    Ok(())
+}
+
+#[test]
+fn the_official_python_sdk_reads_the_time_drawn_into_the_rooms_picture() -> Result<()> {
+    // What the in-call benchmark measures glass-to-glass latency with, checked as a test:
+    // the clock the test camera draws survives H.264, the SFU and libwebrtc's decoder.
+    venv_python()?;
+    let _one_media_test_at_a_time = media_lock()?;
+    enter_loopback_only_netns()?;
+    let sim = Sim::start(&[])?;
+    let bus = Bus::start()?;
+    let config = RoomConfig::new("Salle Horloge", sim.host()).sending(640, 360, 15);
+    let _daemon = Daemon::with_config(&bus, &config)?;
+    let mut client = Peer::picture_clock(&sim.origin, ROOM, "Salle Horloge", 60)?;
+    client.expect(30, "the client in the meeting", |l| {
+        l["state"] == "connected"
+    })?;
+    let asked = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    bus.ctl_ok(&["join", &sim.meeting_url(ROOM)])?;
+    let first = client.expect(40, "the room's first frame at the client", |l| {
+        l["first_frame_unix_ms"].as_u64().is_some()
+    })?;
+    let join_ms = first["first_frame_unix_ms"].as_u64().unwrap_or(0) - asked;
+    let mut latencies: Vec<u64> = Vec::new();
+    let last = client.expect(30, "60 pictures read", |l| {
+        latencies.extend(
+            l["latency_ms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64),
+        );
+        latencies.len() >= 60
+    });
+    let (p50, p95) = (
+        quantile(&mut latencies, 0.5),
+        quantile(&mut latencies, 0.95),
+    );
+    println!("join → first frame {join_ms} ms; glass-to-glass p50 {p50:?} ms, p95 {p95:?} ms");
+    let last = last?;
+    assert_eq!(
+        (last["width"].as_u64(), last["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    // Most pictures carry a readable clock (a few may be unreadable right after a keyframe
+    // at low bitrate), and the latency is that of a live call, not of a queue.
+    let readable = latencies.len() as f64;
+    let unreadable = last["unreadable"].as_f64().unwrap_or(0.0);
+    assert!(
+        unreadable < readable / 4.0,
+        "{unreadable} unreadable pictures: {last}"
+    );
+    assert!(
+        p50.unwrap_or(u64::MAX) < 1000,
+        "glass-to-glass p50 {p50:?} ms"
     );
     Ok(())
 }

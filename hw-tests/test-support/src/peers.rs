@@ -270,7 +270,7 @@ impl Peer {
     pub fn wait_for(
         &mut self,
         timeout: Duration,
-        pred: impl Fn(&serde_json::Value) -> bool,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
     ) -> Option<serde_json::Value> {
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -293,7 +293,7 @@ impl Peer {
         &mut self,
         secs: u64,
         what: &str,
-        pred: impl Fn(&serde_json::Value) -> bool,
+        pred: impl FnMut(&serde_json::Value) -> bool,
     ) -> Result<serde_json::Value> {
         self.wait_for(Duration::from_secs(secs), pred)
             .ok_or_else(|| Error::Timeout {
