@@ -217,3 +217,24 @@ impl Source {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn a_source_and_its_fetch_can_run_on_any_tokio_worker() {
+        let mut source = Source::new(SourceSpec::File {
+            path: "/nowhere.ics".into(),
+        })
+        .unwrap();
+        assert_send(&source);
+        let fetch = source.fetch();
+        assert_send(&fetch);
+        drop(fetch);
+        let mut cached = CachedSource::new(source, Cache::new("/nonexistent-dir"));
+        assert_send(&cached.poll());
+    }
+}

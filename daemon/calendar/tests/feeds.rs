@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
-use visio_room_calendar::{Auth, Fetched, Source, SourceError, SourceSpec};
+use visio_room_calendar::{Auth, Fetched, Source, SourceError, SourceOptions, SourceSpec};
 
 const CAL: &str = "/room-3/meetings/";
 
@@ -152,6 +152,22 @@ async fn a_static_feed_answers_304_not_modified_and_a_sharing_page_is_refused() 
         "{text}"
     );
 
+    let small = SourceOptions {
+        body_limit: 100,
+        ..SourceOptions::default()
+    };
+    let feed = url::Url::parse(&format!("http://127.0.0.1:{}/room.ics", server.port)).unwrap();
+    let mut capped = Source::with_options(
+        SourceSpec::Ics {
+            url: feed,
+            auth: Auth::None,
+        },
+        small,
+    )
+    .unwrap();
+    let error = capped.fetch().await.unwrap_err();
+    assert!(matches!(error, SourceError::TooLarge { .. }), "{error:?}");
+
     let missing = url::Url::parse(&format!("http://127.0.0.1:{}/gone.ics", server.port)).unwrap();
     let mut gone = Source::new(SourceSpec::Ics {
         url: missing,
@@ -195,4 +211,41 @@ async fn a_calendar_file_is_read_again_only_when_it_changes() {
     let error = source.fetch().await.unwrap_err();
     assert!(matches!(error, SourceError::File { .. }), "{error:?}");
     assert!(error.to_string().contains("room.ics"), "{error}");
+}
+
+#[tokio::test]
+async fn a_server_that_accepts_but_never_answers_times_out() {
+    init_logs();
+    // A real socket that accepts connections and then says nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let options = SourceOptions {
+        request_timeout: std::time::Duration::from_millis(500),
+        ..SourceOptions::default()
+    };
+    let url = url::Url::parse(&format!("http://127.0.0.1:{port}/room.ics")).unwrap();
+    let mut source = Source::with_options(
+        SourceSpec::Ics {
+            url,
+            auth: Auth::None,
+        },
+        options,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let error = source.fetch().await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(error, SourceError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("timed out"), "{error}");
+    assert!(waited < std::time::Duration::from_secs(3), "{waited:?}");
+    silent.abort();
 }
