@@ -387,3 +387,32 @@ async fn a_meeting_whose_resource_name_needs_escaping_stays_one_meeting() {
         assert_eq!(source.fetch().await.unwrap(), Fetched::Unchanged);
     }
 }
+
+#[tokio::test]
+async fn a_due_full_read_reports_unchanged_when_nothing_changed() {
+    init_logs();
+    let server = Radicale::start();
+    server.mkcalendar(CAL).await;
+    server
+        .put(
+            &format!("{CAL}a.ics"),
+            &event("a", hours_from_now(2), 30, "A", None, None),
+        )
+        .await;
+    let options = SourceOptions {
+        full_resync_every: std::time::Duration::ZERO,
+        ..SourceOptions::default()
+    };
+    let mut source = Source::with_options(caldav(server.url(CAL), server.auth()), options).unwrap();
+    assert_eq!(changed(source.fetch().await.unwrap()).len(), 1);
+    assert_eq!(source.fetch().await.unwrap(), Fetched::Unchanged);
+    server.delete(&format!("{CAL}a.ics")).await;
+    assert!(changed(source.fetch().await.unwrap()).is_empty());
+    let log = server.log();
+    assert_eq!(
+        log.matches("(sync-token getctag)").count(),
+        3,
+        "three full reads: {log}"
+    );
+    assert!(!log.contains("sync-collection"), "{log}");
+}
