@@ -162,6 +162,66 @@ struct Downstream {
     subscriber: Weak<Participant>,
     local: Arc<TrackLocalStaticRTP>,
     sender: Arc<RTCRtpSender>,
+    /// The subscriber disabled this track (`UpdateTrackSettings.disabled`): not forwarded.
+    disabled: Arc<AtomicBool>,
+}
+
+/// A downgrade of the qualities a publisher is asked to send (fewer subscribers, smaller
+/// windows) waits this long, so that a subscriber coming right back does not make it stop and
+/// restart its encoders; an upgrade is sent at once. LiveKit debounces downgrades the same way.
+const DYNACAST_DOWNGRADE_DELAY: Duration = Duration::from_secs(3);
+
+/// The simulcast qualities, lowest first.
+const QUALITIES: [proto::VideoQuality; 3] = [
+    proto::VideoQuality::Low,
+    proto::VideoQuality::Medium,
+    proto::VideoQuality::High,
+];
+
+/// The quality a subscriber's `UpdateTrackSettings` asks for, given the published layers:
+/// with dimensions, the smallest layer covering them (else the largest); without, the
+/// requested quality. `None` when the subscriber disabled the track.
+fn wanted_quality(
+    settings: Option<&proto::UpdateTrackSettings>,
+    layers: &[proto::VideoLayer],
+) -> Option<proto::VideoQuality> {
+    let Some(s) = settings else {
+        // No settings yet: LiveKit subscribes at the highest quality.
+        return Some(proto::VideoQuality::High);
+    };
+    if s.disabled {
+        return None;
+    }
+    if s.width == 0 && s.height == 0 {
+        return Some(match proto::VideoQuality::try_from(s.quality) {
+            Ok(proto::VideoQuality::Off) => return None,
+            Ok(q) => q,
+            Err(_) => proto::VideoQuality::High,
+        });
+    }
+    let mut sorted: Vec<&proto::VideoLayer> = layers.iter().collect();
+    sorted.sort_by_key(|l| l.quality);
+    let covering = sorted
+        .iter()
+        .find(|l| l.width >= s.width && l.height >= s.height)
+        .or(sorted.last());
+    Some(
+        covering
+            .and_then(|l| proto::VideoQuality::try_from(l.quality).ok())
+            .unwrap_or(proto::VideoQuality::High),
+    )
+}
+
+/// The `SubscribedQuality` list telling a publisher to send the qualities up to `max` (none
+/// when `max` is `None`).
+fn subscribed_qualities(max: Option<proto::VideoQuality>) -> Vec<proto::SubscribedQuality> {
+    QUALITIES
+        .iter()
+        .map(|q| proto::SubscribedQuality {
+            quality: *q as i32,
+            enabled: max.is_some_and(|m| (*q as i32) <= (m as i32)),
+        })
+        .collect()
 }
 
 /// Rewrites sequence numbers and timestamps so that a subscriber sees one continuous stream
@@ -247,6 +307,9 @@ pub struct Forwarder {
     downstream: tokio::sync::Mutex<Vec<Downstream>>,
     last_keyframe_request: Mutex<Option<Instant>>,
     audio_level_ext: Option<u8>,
+    /// The highest quality last announced to the publisher (`SubscribedQualityUpdate`);
+    /// `Some(High)` at first, as a publisher starts with every layer.
+    dynacast_sent: Mutex<Option<proto::VideoQuality>>,
     /// Counters.
     pub counters: MediaCounters,
 }
@@ -403,6 +466,92 @@ impl Forwarder {
         }
     }
 
+    /// The highest quality any enabled subscriber wants now (`None`: nobody wants video).
+    async fn wanted_by_subscribers(&self) -> Option<proto::VideoQuality> {
+        let layers = self
+            .publisher
+            .upgrade()
+            .and_then(|p| {
+                let st = p.state.lock().unwrap();
+                st.tracks
+                    .iter()
+                    .find(|(_, t)| t.sid == self.track_sid)
+                    .map(|(_, t)| t.layers.clone())
+            })
+            .unwrap_or_default();
+        let subscribers: Vec<Arc<Participant>> = self
+            .downstream
+            .lock()
+            .await
+            .iter()
+            .filter_map(|d| d.subscriber.upgrade())
+            .collect();
+        subscribers
+            .iter()
+            .filter_map(|sub| {
+                let st = sub.state.lock().unwrap();
+                wanted_quality(st.track_settings.get(&self.track_sid), &layers)
+            })
+            .max_by_key(|q| *q as i32)
+    }
+
+    /// Dynacast: tells the publisher which simulcast qualities its subscribers want
+    /// (`SubscribedQualityUpdate`), when that changed; downgrades are debounced.
+    fn update_dynacast(self: &Arc<Self>) {
+        if self.kind != RTPCodecType::Video {
+            return;
+        }
+        let f = self.clone();
+        tokio::spawn(async move {
+            let wanted = f.wanted_by_subscribers().await;
+            let sent = *f.dynacast_sent.lock().unwrap();
+            let rank = |q: Option<proto::VideoQuality>| q.map_or(-1, |q| q as i32);
+            if wanted == sent {
+                return;
+            }
+            if rank(wanted) < rank(sent) {
+                tokio::time::sleep(DYNACAST_DOWNGRADE_DELAY).await;
+                let again = f.wanted_by_subscribers().await;
+                if again != wanted {
+                    // Changed meanwhile: that change scheduled its own update.
+                    return;
+                }
+            }
+            let Some(publisher) = f.publisher.upgrade() else {
+                return;
+            };
+            {
+                let mut sent = f.dynacast_sent.lock().unwrap();
+                if *sent == wanted {
+                    return;
+                }
+                *sent = wanted;
+            }
+            tracing::debug!(track = %f.track_sid, up_to = ?wanted, "dynacast: subscribed qualities sent to the publisher");
+            // livekit-client reads the per-codec list (codec named like its `videoCodec`
+            // option, e.g. "vp8"); other SDKs read the plain list.
+            let codec = f
+                .codec
+                .mime_type
+                .split_once('/')
+                .map_or(f.codec.mime_type.as_str(), |(_, c)| c)
+                .to_ascii_lowercase();
+            publisher.send(Resp::SubscribedQualityUpdate(
+                proto::SubscribedQualityUpdate {
+                    track_sid: f.track_sid.clone(),
+                    subscribed_qualities: subscribed_qualities(wanted),
+                    subscribed_codecs: vec![proto::SubscribedCodec {
+                        codec,
+                        qualities: subscribed_qualities(wanted),
+                    }],
+                },
+            ));
+            if wanted.is_some() {
+                f.request_keyframe().await;
+            }
+        });
+    }
+
     async fn forward(&self, ssrc: u32, mut pkt: webrtc::rtp::packet::Packet) {
         let (forward, want_keyframe) = self.admit(ssrc, &pkt.payload);
         if want_keyframe && self.kind == RTPCodecType::Video {
@@ -427,6 +576,9 @@ impl Forwarder {
         self.rewriter.lock().unwrap().rewrite(ssrc, &mut pkt);
         let downstream = self.downstream.lock().await;
         for d in downstream.iter() {
+            if d.disabled.load(Ordering::Relaxed) {
+                continue;
+            }
             match d.local.write_rtp(&pkt).await {
                 Ok(_) => {
                     self.counters.packets_out.fetch_add(1, Ordering::Relaxed);
@@ -450,6 +602,8 @@ struct ParticipantState {
     pending_candidates: [Vec<RTCIceCandidateInit>; 2],
     mid_to_track: HashMap<String, String>,
     audio_level: f32,
+    /// This participant's last `UpdateTrackSettings` per subscribed track sid.
+    track_settings: HashMap<String, proto::UpdateTrackSettings>,
 }
 
 /// A participant in a room.
@@ -605,6 +759,7 @@ impl Sfu {
                 pending_candidates: [Vec::new(), Vec::new()],
                 mid_to_track: HashMap::new(),
                 audio_level: 0.0,
+                track_settings: HashMap::new(),
             }),
             offer_id: AtomicU32::new(0),
             restart_subscriber_ice: AtomicBool::new(false),
@@ -838,6 +993,13 @@ impl Room {
             .cloned()
     }
 
+    /// The forwarder of a published track.
+    fn forwarder(&self, track_sid: &str) -> Option<Arc<Forwarder>> {
+        self.participants()
+            .iter()
+            .find_map(|p| p.state.lock().unwrap().forwarders.get(track_sid).cloned())
+    }
+
     fn others(&self, me: &Participant) -> Vec<Arc<Participant>> {
         self.participants
             .lock()
@@ -891,6 +1053,18 @@ impl Room {
         }
         for other in self.participants() {
             other.drop_subscriptions_to(who).await;
+            // And what the leaver subscribed to: no longer forwarded, no longer wanted.
+            let forwarders: Vec<_> = other
+                .state
+                .lock()
+                .unwrap()
+                .forwarders
+                .values()
+                .cloned()
+                .collect();
+            for f in forwarders {
+                who.unsubscribe(&f).await;
+            }
         }
         let info = who.info();
         for other in self.participants() {
@@ -1009,6 +1183,25 @@ pub struct TrackSummary {
     pub keyframe_requests: u64,
     /// Number of subscribers.
     pub subscribers: usize,
+    /// Each subscription, with what its subscriber asked for (`UpdateTrackSettings`).
+    pub subscriptions: Vec<SubscriptionSummary>,
+}
+
+/// One subscriber of a track, for the admin API.
+#[derive(Debug, serde::Serialize)]
+pub struct SubscriptionSummary {
+    /// The subscriber's identity.
+    pub identity: String,
+    /// The subscriber disabled the track: it is not forwarded to it.
+    pub disabled: bool,
+    /// Width the subscriber asked for (0: not said).
+    pub width: u32,
+    /// Height the subscriber asked for (0: not said).
+    pub height: u32,
+    /// Frame rate the subscriber asked for (0: not said).
+    pub fps: u32,
+    /// Quality asked for without dimensions (`low`, `medium`, `high`, `off`).
+    pub quality: String,
 }
 
 impl Participant {
@@ -1031,10 +1224,40 @@ impl Participant {
         let mut tracks = Vec::new();
         for t in tracks_info {
             let f = forwarders.get(&t.sid);
-            let subscribers = match f {
-                Some(f) => f.downstream.lock().await.len(),
-                None => 0,
-            };
+            let mut subscriptions = Vec::new();
+            if let Some(f) = f {
+                let subscribers: Vec<Arc<Participant>> = f
+                    .downstream
+                    .lock()
+                    .await
+                    .iter()
+                    .filter_map(|d| d.subscriber.upgrade())
+                    .collect();
+                for sub in subscribers {
+                    let settings = sub
+                        .state
+                        .lock()
+                        .unwrap()
+                        .track_settings
+                        .get(&t.sid)
+                        .cloned();
+                    let s = settings.unwrap_or(proto::UpdateTrackSettings {
+                        quality: proto::VideoQuality::High as i32,
+                        ..Default::default()
+                    });
+                    subscriptions.push(SubscriptionSummary {
+                        identity: sub.identity.clone(),
+                        disabled: s.disabled,
+                        width: s.width,
+                        height: s.height,
+                        fps: s.fps,
+                        quality: proto::VideoQuality::try_from(s.quality)
+                            .map(|q| q.as_str_name().to_lowercase())
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+            let subscribers = subscriptions.len();
             let c = |get: fn(&MediaCounters) -> &AtomicU64| {
                 f.map(|f| get(&f.counters).load(Ordering::Relaxed))
                     .unwrap_or(0)
@@ -1055,6 +1278,7 @@ impl Participant {
                 packets_out: c(|c| &c.packets_out),
                 keyframe_requests: c(|c| &c.keyframe_requests),
                 subscribers,
+                subscriptions,
                 sid: t.sid,
             });
         }
@@ -1312,6 +1536,7 @@ impl Participant {
                         downstream: tokio::sync::Mutex::new(Vec::new()),
                         last_keyframe_request: Mutex::new(None),
                         audio_level_ext,
+                        dynacast_sent: Mutex::new(Some(proto::VideoQuality::High)),
                         counters: MediaCounters::default(),
                     });
                     st.forwarders.insert(track_sid.clone(), f.clone());
@@ -1438,7 +1663,29 @@ impl Participant {
             f.track_sid.clone(),
             format!("{}|{}", publisher.sid, f.track_sid),
         ));
-        let sender = match self.subscriber.add_track(local.clone()).await {
+        let added = match self.subscriber.add_track(local.clone()).await {
+            // webrtc-rs tries to reuse the transceiver of an earlier subscription to the same
+            // track (same track id), whose sender lost its encodings when the track was
+            // removed: give a re-subscription a transceiver of its own.
+            Err(webrtc::Error::ErrRTPSenderNewTrackHasIncorrectEnvelope) => {
+                match self
+                    .subscriber
+                    .add_transceiver_from_track(
+                        local.clone(),
+                        Some(webrtc::rtp_transceiver::RTCRtpTransceiverInit {
+                            direction: webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection::Sendonly,
+                            send_encodings: Vec::new(),
+                        }),
+                    )
+                    .await
+                {
+                    Ok(t) => Ok(t.sender().await),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        let sender = match added {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(identity = %self.identity, track = %f.track_sid, error = %e, "cannot add forwarded track");
@@ -1460,13 +1707,111 @@ impl Participant {
                 }
             }
         });
+        let disabled = self
+            .state
+            .lock()
+            .unwrap()
+            .track_settings
+            .get(&f.track_sid)
+            .is_some_and(|s| s.disabled);
         f.downstream.lock().await.push(Downstream {
             subscriber: Arc::downgrade(self),
             local,
             sender,
+            disabled: Arc::new(AtomicBool::new(disabled)),
         });
         if f.kind == RTPCodecType::Video {
             f.request_keyframe().await;
+        }
+        f.update_dynacast();
+    }
+
+    /// Removes this participant's subscription to `f` (if any); true when there was one.
+    async fn unsubscribe(&self, f: &Arc<Forwarder>) -> bool {
+        let mine: Vec<Downstream> = {
+            let mut ds = f.downstream.lock().await;
+            let (mine, others) = std::mem::take(&mut *ds).into_iter().partition(|d| {
+                d.subscriber
+                    .upgrade()
+                    .is_none_or(|s: Arc<Participant>| s.sid == self.sid)
+            });
+            *ds = others;
+            mine
+        };
+        for d in &mine {
+            let _ = self.subscriber.remove_track(&d.sender).await;
+        }
+        if !mine.is_empty() {
+            f.update_dynacast();
+        }
+        !mine.is_empty()
+    }
+
+    /// Handles `UpdateTrackSettings`: records what the subscriber wants of each track (shown
+    /// by the admin API), stops or resumes forwarding a disabled track to it, and updates the
+    /// publisher's dynacast qualities.
+    pub async fn update_track_settings(&self, settings: proto::UpdateTrackSettings) {
+        let Some(room) = self.room() else { return };
+        for sid in &settings.track_sids {
+            let one = proto::UpdateTrackSettings {
+                track_sids: vec![sid.clone()],
+                ..settings.clone()
+            };
+            tracing::debug!(identity = %self.identity, track = %sid, disabled = settings.disabled, width = settings.width, height = settings.height, "track settings");
+            self.state
+                .lock()
+                .unwrap()
+                .track_settings
+                .insert(sid.clone(), one);
+            let Some(f) = room.forwarder(sid) else {
+                continue;
+            };
+            let mut resumed = false;
+            for d in f.downstream.lock().await.iter() {
+                if d.subscriber.upgrade().is_some_and(|s| s.sid == self.sid) {
+                    let was = d.disabled.swap(settings.disabled, Ordering::Relaxed);
+                    resumed |= was && !settings.disabled;
+                }
+            }
+            if resumed && f.kind == RTPCodecType::Video {
+                // The subscriber's decoder needs a keyframe to start again.
+                f.request_keyframe().await;
+            }
+            f.update_dynacast();
+        }
+    }
+
+    /// Handles `UpdateSubscription`: subscribes to or unsubscribes from tracks (the track is
+    /// added to or removed from the subscriber connection, which is renegotiated).
+    pub async fn update_subscription(self: &Arc<Self>, update: proto::UpdateSubscription) {
+        let Some(room) = self.room() else { return };
+        let sids = update.track_sids.iter().chain(
+            update
+                .participant_tracks
+                .iter()
+                .flat_map(|p| p.track_sids.iter()),
+        );
+        let mut changed = false;
+        for sid in sids {
+            let Some(f) = room.forwarder(sid) else {
+                tracing::debug!(identity = %self.identity, track = %sid, "subscription update for an unknown track");
+                continue;
+            };
+            let subscribed = {
+                let ds = f.downstream.lock().await;
+                ds.iter()
+                    .any(|d| d.subscriber.upgrade().is_some_and(|s| s.sid == self.sid))
+            };
+            tracing::debug!(identity = %self.identity, track = %sid, subscribe = update.subscribe, "subscription update");
+            if update.subscribe && !subscribed {
+                self.subscribe(&f).await;
+                changed = true;
+            } else if !update.subscribe && subscribed {
+                changed |= self.unsubscribe(&f).await;
+            }
+        }
+        if changed {
+            self.negotiate_subscriber();
         }
     }
 
@@ -1488,10 +1833,15 @@ impl Participant {
                 .filter(|(_, d)| d.subscriber.upgrade().is_some_and(|s| s.sid == self.sid))
                 .map(|(i, _)| i)
                 .collect();
+            let dropped = !mine.is_empty();
             for i in mine.into_iter().rev() {
                 let d = ds.remove(i);
                 let _ = self.subscriber.remove_track(&d.sender).await;
                 changed = true;
+            }
+            drop(ds);
+            if dropped {
+                f.update_dynacast();
             }
         }
         if changed {
@@ -1735,5 +2085,81 @@ impl Participant {
     /// Sends a signal response (pong, refresh token...).
     pub fn reply(&self, msg: Resp) {
         self.send(msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers() -> Vec<proto::VideoLayer> {
+        [(0, 320, 180), (1, 640, 360), (2, 1280, 720)]
+            .iter()
+            .map(|&(quality, width, height)| proto::VideoLayer {
+                quality,
+                width,
+                height,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    fn settings(
+        disabled: bool,
+        width: u32,
+        height: u32,
+        quality: i32,
+    ) -> proto::UpdateTrackSettings {
+        proto::UpdateTrackSettings {
+            disabled,
+            width,
+            height,
+            quality,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_subscriber_gets_the_smallest_layer_covering_its_window() {
+        use proto::VideoQuality::*;
+        let l = layers();
+        assert_eq!(wanted_quality(None, &l), Some(High));
+        assert_eq!(
+            wanted_quality(Some(&settings(false, 378, 213, 0)), &l),
+            Some(Medium)
+        );
+        assert_eq!(
+            wanted_quality(Some(&settings(false, 320, 180, 0)), &l),
+            Some(Low)
+        );
+        assert_eq!(
+            wanted_quality(Some(&settings(false, 1920, 1080, 0)), &l),
+            Some(High)
+        );
+        assert_eq!(
+            wanted_quality(Some(&settings(false, 0, 0, 1)), &l),
+            Some(Medium)
+        );
+        assert_eq!(wanted_quality(Some(&settings(false, 0, 0, 3)), &l), None);
+        assert_eq!(
+            wanted_quality(Some(&settings(true, 1280, 720, 2)), &l),
+            None
+        );
+    }
+
+    #[test]
+    fn the_publisher_is_asked_for_every_quality_up_to_the_best_wanted() {
+        let enabled = |max| -> Vec<bool> {
+            subscribed_qualities(max)
+                .iter()
+                .map(|q| q.enabled)
+                .collect()
+        };
+        assert_eq!(
+            enabled(Some(proto::VideoQuality::Medium)),
+            [true, true, false]
+        );
+        assert_eq!(enabled(Some(proto::VideoQuality::High)), [true, true, true]);
+        assert_eq!(enabled(None), [false, false, false]);
     }
 }

@@ -285,6 +285,8 @@ async fn handle(
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
         })),
+        Req::TrackSetting(settings) => p.update_track_settings(settings).await,
+        Req::Subscription(update) => p.update_subscription(update).await,
         Req::SyncState(_) => tracing::debug!(identity = %p.identity, "sync state after resume"),
         Req::UpdateMetadata(_) => {
             tracing::debug!(identity = %p.identity, "metadata update refused: Meet tokens have canUpdateOwnMetadata=false")

@@ -511,3 +511,204 @@ fn a_room_joining_mid_call_decodes_video_within_a_second_and_a_half() {
         "a room joining mid-call waited {wait:.3} s after connecting for its first video frame"
     );
 }
+
+/// The admin API's view of the tracks published by the participant named `name`.
+fn published_video(rt: &tokio::runtime::Runtime, sim: &SimServer, name: &str) -> Option<Value> {
+    rt.block_on(async {
+        let v: Value = reqwest::Client::new()
+            .get(format!(
+                "{}/sim/v1/rooms/abc-defg-hij/participants",
+                sim.url
+            ))
+            .bearer_auth("host-secret")
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["participants"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name)?["tracks"]
+            .as_array()?
+            .iter()
+            .find(|t| t["kind"] == "video")
+            .cloned()
+    })
+}
+
+/// Polls the admin API until `pred` holds for `name`'s video track.
+fn wait_video(
+    rt: &tokio::runtime::Runtime,
+    sim: &SimServer,
+    name: &str,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let t = published_video(rt, sim, name);
+        if let Some(t) = t.as_ref().filter(|t| pred(t)) {
+            return t.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {name}'s video is now {t:?}\n{}",
+            sim.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// How many packets of `name`'s video the SFU receives and forwards during `secs`.
+fn flow(rt: &tokio::runtime::Runtime, sim: &SimServer, name: &str, secs: u64) -> (f64, f64) {
+    let a = published_video(rt, sim, name).expect("video track");
+    std::thread::sleep(Duration::from_secs(secs));
+    let b = published_video(rt, sim, name).expect("video track");
+    (
+        num(&b, "packets_in") - num(&a, "packets_in"),
+        num(&b, "packets_out") - num(&a, "packets_out"),
+    )
+}
+
+#[test]
+fn a_hidden_or_unsubscribed_video_stops_flowing_and_its_publisher_pauses_it() {
+    let python = venv_python();
+    require_chromium_and_livekit_client();
+    let _one_browser_at_a_time = media_lock();
+    enter_loopback_only_netns();
+    at_most_twice("track settings and dynacast", || {
+        let sim = SimServer::start(&["--admin-token", "host-secret"]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let tmp = std::env::temp_dir();
+        let browser_control = tmp.join(format!("visio-sim-browser-{}", std::process::id()));
+        let sdk_control = tmp.join(format!("visio-sim-sdk-{}", std::process::id()));
+        let _ = std::fs::remove_file(&browser_control);
+        let _ = std::fs::remove_file(&sdk_control);
+        let mut browser = Peer::start(
+            &python,
+            "chrome_peer.py",
+            &[
+                "--url",
+                &sim.url,
+                "--room",
+                "abc-defg-hij",
+                "--name",
+                "Navigateur",
+                "--seconds",
+                "90",
+                "--resolution",
+                "h360",
+                "--control",
+                browser_control.to_str().unwrap(),
+            ],
+        );
+        let mut sdk = Peer::start(
+            &python,
+            "python_peer.py",
+            &[
+                "--url",
+                &sim.url,
+                "--room",
+                "abc-defg-hij",
+                "--name",
+                "Salle",
+                "--seconds",
+                "90",
+                "--dynacast",
+                "--control",
+                sdk_control.to_str().unwrap(),
+            ],
+        );
+        sdk.wait_for(Duration::from_secs(30), |l| {
+            python_track(l, "video").is_some_and(|t| num(&t, "frames") >= 30.0)
+        })
+        .unwrap_or_else(|| panic!("the Python SDK decoded no browser video: {}", sdk.last()));
+        browser
+            .wait_for(Duration::from_secs(20), |l| {
+                browser_track(l, "video").is_some_and(|t| num(&t, "framesDecoded") >= 30.0)
+            })
+            .unwrap_or_else(|| panic!("the browser decoded no Python video: {}", browser.last()));
+        let send = |file: &std::path::Path, command: &str| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .unwrap();
+            writeln!(f, "{command}").unwrap();
+        };
+
+        // adaptiveStream: the browser tells the SFU the size of the tile showing the video.
+        let t = wait_video(&rt, &sim, "Salle", 15, "tile size", |t| {
+            t["subscriptions"][0]["width"].as_u64().unwrap_or(0) > 0
+        });
+        println!(
+            "browser's subscription to the room's camera: {}",
+            t["subscriptions"][0]
+        );
+        assert_eq!(t["subscriptions"][0]["disabled"], false);
+
+        // The tiles are hidden: the browser disables the track, the SFU stops forwarding it,
+        // and the publisher, told that nobody wants its video, stops sending it.
+        send(&browser_control, "hide-video");
+        wait_video(&rt, &sim, "Salle", 15, "hidden tile disables", |t| {
+            t["subscriptions"][0]["disabled"] == true
+        });
+        std::thread::sleep(Duration::from_secs(4));
+        let (sdk_in, sdk_out) = flow(&rt, &sim, "Salle", 2);
+        println!(
+            "room's camera with its only viewer hidden: {sdk_in} packets in, {sdk_out} out in 2 s"
+        );
+        assert_eq!(sdk_out, 0.0, "a disabled track is still forwarded");
+        assert!(
+            sdk_in < 10.0,
+            "the publisher was not told to pause: {sdk_in} packets in 2 s"
+        );
+
+        send(&browser_control, "show-video");
+        wait_video(&rt, &sim, "Salle", 15, "shown tile enables", |t| {
+            t["subscriptions"][0]["disabled"] == false
+        });
+        let before = num(
+            &browser_track(&browser.last(), "video").unwrap(),
+            "framesDecoded",
+        );
+        browser
+            .wait_for(Duration::from_secs(15), |l| {
+                browser_track(l, "video").is_some_and(|t| num(&t, "framesDecoded") >= before + 20.0)
+            })
+            .unwrap_or_else(|| panic!("the shown tile got no video again: {}", browser.last()));
+
+        // The Python SDK unsubscribes from the browser's camera: nobody wants it, and the
+        // browser (livekit-client with dynacast) pauses its encoder.
+        send(&sdk_control, "unsubscribe-video");
+        wait_video(&rt, &sim, "Navigateur", 15, "unsubscribe", |t| {
+            t["subscribers"] == 0
+        });
+        std::thread::sleep(Duration::from_secs(4));
+        let (browser_in, _) = flow(&rt, &sim, "Navigateur", 2);
+        println!("browser's camera without subscribers: {browser_in} packets in 2 s");
+        assert!(
+            browser_in < 10.0,
+            "the browser kept sending: {browser_in} packets in 2 s"
+        );
+
+        send(&sdk_control, "subscribe-video");
+        wait_video(&rt, &sim, "Navigateur", 15, "subscribe again", |t| {
+            t["subscribers"] == 1
+        });
+        let (browser_in, browser_out) = flow(&rt, &sim, "Navigateur", 3);
+        println!(
+            "browser's camera subscribed again: {browser_in} packets in, {browser_out} out in 3 s"
+        );
+        assert!(browser_out > 30.0, "the browser's camera did not come back");
+        let _ = std::fs::remove_file(&browser_control);
+        let _ = std::fs::remove_file(&sdk_control);
+    });
+}

@@ -6,7 +6,11 @@ one JSON line per second with what the page decoded (`window.visioSim.stats()`):
    "framesDecoded", "frameWidth", "frameHeight", "audioLevel", "totalAudioEnergy", ...}]}
 
 Usage: chrome_peer.py --url http://127.0.0.1:PORT --room SLUG [--name NAME] [--seconds N]
-       [--screenshot FILE]
+       [--screenshot FILE] [--resolution h360] [--click-camera-when FILE] [--control FILE]
+
+--control FILE: each second, new lines of FILE are commands: "camera" (press the camera
+button), "hide-video" / "show-video" (hide or show the remote video tiles, as a person
+scrolling them away would: livekit-client's adaptiveStream then disables those tracks).
 """
 
 import argparse
@@ -67,6 +71,7 @@ async def main() -> int:
     ap.add_argument("--resolution", help="livekit-client preset for the camera, e.g. h360")
     ap.add_argument("--click-camera-when", metavar="FILE",
                     help="press the page's camera button (as a person would) once FILE exists")
+    ap.add_argument("--control", metavar="FILE", help="commands, one a line (see above)")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = ap.parse_args()
 
@@ -94,12 +99,23 @@ async def main() -> int:
             await cdp.call("Runtime.enable", {}, session)
             start = time.monotonic()
             clicked = False
+            done = 0
+            scripts = {
+                "camera": "document.getElementById('camera').click()",
+                "hide-video": "document.getElementById('grid').style.display = 'none'",
+                "show-video": "document.getElementById('grid').style.display = ''",
+            }
             while time.monotonic() - start < args.seconds:
                 await asyncio.sleep(1)
                 if args.click_camera_when and not clicked and os.path.exists(args.click_camera_when):
                     await cdp.call("Runtime.evaluate", {
                         "expression": "document.getElementById('camera').click()"}, session)
                     clicked = True
+                if args.control and os.path.exists(args.control):
+                    commands = open(args.control).read().split()
+                    for command in commands[done:]:
+                        await cdp.call("Runtime.evaluate", {"expression": scripts[command]}, session)
+                    done = len(commands)
                 res = await cdp.call("Runtime.evaluate", {
                     "expression": "window.visioSim ? window.visioSim.stats() : {phase: 'loading'}",
                     "awaitPromise": True, "returnByValue": True}, session)

@@ -11,12 +11,15 @@ connecting: "connected_s" when `connect()` returned, a video's "first_frame_s"):
 Usage: python_peer.py --url http://127.0.0.1:PORT --room SLUG [--name NAME] [--seconds N]
        [--width W --height H] [--no-media] [--lobby]
        [--send-data TEXT [--send-to-name NAME]] [--codec vp8|h264|vp9|av1] [--fps N]
-       [--unpublish-camera-after SECONDS]
+       [--unpublish-camera-after SECONDS] [--dynacast] [--control FILE]
 
 --lobby waits in the Meet lobby (request-entry every second, cookie sent back by hand) and
 prints {"state": "waiting", "lobby_id": ...} until admitted. --send-data sends TEXT every
 second as a reliable data packet (topic "visio-sim-test"), to everyone or to the participant
-named NAME; received packets are listed under "data".
+named NAME; received packets are listed under "data". --dynacast lets the SDK pause the
+simulcast layers nobody subscribes to (SubscribedQualityUpdate). --control FILE: each second,
+new lines of FILE are commands: "unsubscribe-video" / "subscribe-video" (every remote video
+publication, `set_subscribed`).
 """
 
 import argparse
@@ -105,6 +108,8 @@ async def main() -> None:
     ap.add_argument("--unpublish-camera-after", type=float)
     ap.add_argument("--send-data")
     ap.add_argument("--send-to-name")
+    ap.add_argument("--dynacast", action="store_true")
+    ap.add_argument("--control")
     args = ap.parse_args()
 
     if args.lobby:
@@ -155,7 +160,7 @@ async def main() -> None:
 
     # Times in the report ("connected_s", a video's "first_frame_s") count from here.
     start = time.monotonic()
-    await room.connect(ws_url, token, rtc.RoomOptions(auto_subscribe=True))
+    await room.connect(ws_url, token, rtc.RoomOptions(auto_subscribe=True, dynacast=args.dynacast))
     connected_s = round(time.monotonic() - start, 3)
     stop = asyncio.Event()
     if args.no_media:
@@ -185,8 +190,17 @@ async def main() -> None:
 
 async def run(args, room: rtc.Room, remote: dict, data: list, start: float, connected_s: float) -> None:
     """Reports once a second (and sends data if asked) until --seconds have passed."""
+    done = 0
     while time.monotonic() - start < args.seconds:
         await asyncio.sleep(1)
+        if args.control and os.path.exists(args.control):
+            commands = open(args.control).read().split()
+            for command in commands[done:]:
+                for p in room.remote_participants.values():
+                    for pub in p.track_publications.values():
+                        if pub.kind == rtc.TrackKind.KIND_VIDEO:
+                            pub.set_subscribed(command == "subscribe-video")
+            done = len(commands)
         if args.send_data and room.isconnected():
             dest = [p.identity for p in room.remote_participants.values() if p.name == args.send_to_name]
             if not args.send_to_name or dest:
