@@ -44,7 +44,7 @@ impl Visio {
     /// A backend for `config`.
     pub fn new(config: &Config) -> Visio {
         let session = SessionConfig {
-            allowed_hosts: config.visio.allowed_hosts.clone(),
+            allowed_hosts: config.visio.allow_list(),
             lobby_timeout: std::time::Duration::from_secs(config.join.lobby_timeout_s),
             ..SessionConfig::default()
         };

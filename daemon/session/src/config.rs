@@ -4,14 +4,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use visio_room_core::meeting_url::AllowedHosts;
 use visio_room_media::{AudioSenderConfig, EncoderChoice, ReceiverConfig, VideoSenderConfig};
 
 /// Everything a session needs besides the request itself. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     /// Hosts meetings may be joined on (`visio.allowed_hosts`). The daemon validated the URL
-    /// already; the session checks again before sending anything.
-    pub allowed_hosts: Vec<String>,
+    /// already; the session checks again before sending anything, and also checks the LiveKit
+    /// URL the Meet API returns (the meeting's own host, or a host of this list). Empty (the
+    /// default) allows nothing.
+    pub allowed_hosts: AllowedHosts,
     /// Which certificate authorities are trusted. TLS verification is always on.
     pub tls_roots: TlsRoots,
     /// Pause between two lobby `request-entry` polls (Meet's web app: 1 s; entries expire
@@ -31,7 +34,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            allowed_hosts: Vec::new(),
+            allowed_hosts: AllowedHosts::default(),
             tls_roots: TlsRoots::default(),
             lobby_poll_interval: Duration::from_secs(1),
             lobby_timeout: Duration::from_secs(600),

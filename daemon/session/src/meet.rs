@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 use visio_room_core::controller::FailureKind;
+use visio_room_core::meeting_url::{AllowedHosts, MeetingUrl, MeetingUrlError};
 
 /// The cookie Meet uses to recognise a participant waiting in the lobby.
 pub const LOBBY_COOKIE: &str = "lobbyParticipantId";
@@ -46,6 +47,20 @@ pub enum MeetError {
         url: String,
         /// Why.
         reason: String,
+    },
+    /// The meeting's host is not in `visio.allowed_hosts`.
+    #[error("meetings on {host} are not allowed: add it to visio.allowed_hosts in the configuration to allow it")]
+    HostNotAllowed {
+        /// Host (and port) of the meeting URL.
+        host: String,
+    },
+    /// The Meet API sent the room to a LiveKit server on a host the configuration does not name.
+    #[error("the meeting service on {meeting_host} sends its media through {host}, which is not in visio.allowed_hosts: add \"{host}\" to visio.allowed_hosts to join meetings of this service")]
+    LiveKitHostNotAllowed {
+        /// Host (and port) of the LiveKit URL.
+        host: String,
+        /// Host of the meeting.
+        meeting_host: String,
     },
     /// The server could not be reached (DNS, connection refused, TLS, timeout).
     #[error("cannot reach the meeting service at {url}: {reason}; check the network, the host name and its TLS certificate")]
@@ -104,6 +119,9 @@ impl MeetError {
     pub fn kind(&self) -> FailureKind {
         match self {
             MeetError::BadUrl { .. } => FailureKind::RoomNotFound,
+            MeetError::HostNotAllowed { .. } | MeetError::LiveKitHostNotAllowed { .. } => {
+                FailureKind::NotAvailable
+            }
             MeetError::Unreachable { .. } => FailureKind::Unreachable,
             MeetError::RoomNotFound { .. } => FailureKind::RoomNotFound,
             MeetError::Refused { .. } => FailureKind::Refused,
@@ -187,7 +205,8 @@ pub struct EntryReply {
     pub livekit: Option<LiveKitGrant>,
 }
 
-/// A meeting URL split into what the API needs.
+/// A meeting URL split into what the API needs, with the allow-list that also decides where
+/// the meeting's media server may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeetingTarget {
     /// `https://host[:port]/api/v1.0/`.
@@ -196,46 +215,64 @@ pub struct MeetingTarget {
     pub slug: String,
     /// The host, for messages.
     pub host: String,
+    /// `visio.allowed_hosts`, for the LiveKit URL the Meet API hands out.
+    allowed: AllowedHosts,
 }
 
 impl MeetingTarget {
-    /// Splits a canonical meeting URL; refuses hosts outside `allowed_hosts` (when the list
-    /// is not empty) and plain `http` to anything but loopback.
-    pub fn parse(meeting_url: &str, allowed_hosts: &[String]) -> Result<Self, MeetError> {
-        let bad = |reason: &str| MeetError::BadUrl {
+    /// Validates `meeting_url` with [`MeetingUrl::parse`] (the one meeting-URL parser: host on
+    /// the allow-list, `https` unless loopback, one room). An empty allow-list allows nothing.
+    pub fn parse(meeting_url: &str, allowed: &AllowedHosts) -> Result<Self, MeetError> {
+        let meeting = MeetingUrl::parse(meeting_url, allowed).map_err(|e| match e {
+            MeetingUrlError::HostNotAllowed { host } => MeetError::HostNotAllowed { host },
+            other => MeetError::BadUrl {
+                url: meeting_url.to_owned(),
+                reason: other.to_string(),
+            },
+        })?;
+        let api = Url::parse(&meeting.api_base()).map_err(|e| MeetError::BadUrl {
             url: meeting_url.to_owned(),
-            reason: reason.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(MeetingTarget {
+            host: host_port(&api),
+            slug: meeting.slug().to_owned(),
+            api,
+            allowed: allowed.clone(),
+        })
+    }
+
+    /// Checks the LiveKit (media server) URL the Meet API returned: it must be on the meeting's
+    /// own host (any port), or its host must be in `visio.allowed_hosts` (the real Visio serves
+    /// LiveKit from another host, which the configuration must therefore name). The device
+    /// talks only to hosts its configuration names.
+    pub fn check_livekit_url(&self, livekit: &Url) -> Result<(), MeetError> {
+        let host = livekit.host_str().unwrap_or_default();
+        let meeting_host = self.api.host_str().unwrap_or_default();
+        if !host.is_empty() && host.eq_ignore_ascii_case(meeting_host) {
+            return Ok(());
+        }
+        // Ask the one allow-list matcher: the same host and port as an https (wss) or http
+        // (ws) meeting link would have.
+        let scheme = if livekit.scheme() == "ws" {
+            "http"
+        } else {
+            "https"
         };
-        let url = Url::parse(meeting_url).map_err(|e| bad(&e.to_string()))?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| bad("it has no host"))?
-            .to_owned();
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&host) => {}
-            _ => {
-                return Err(bad(
-                    "only https is allowed (plain http only to this machine)",
-                ))
+        let probe = format!("{scheme}://{}/livekit", host_port(livekit));
+        match MeetingUrl::parse(&probe, &self.allowed) {
+            Ok(_) => Ok(()),
+            Err(MeetingUrlError::HostNotAllowed { host }) => {
+                Err(MeetError::LiveKitHostNotAllowed {
+                    host,
+                    meeting_host: self.host.clone(),
+                })
             }
+            Err(e) => Err(MeetError::Malformed {
+                url: livekit.to_string(),
+                reason: format!("unusable LiveKit URL: {e}"),
+            }),
         }
-        if !allowed_hosts.is_empty()
-            && !allowed_hosts
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(&host) || h.eq_ignore_ascii_case(&host_port(&url)))
-        {
-            return Err(bad("its host is not in visio.allowed_hosts"));
-        }
-        let slug = url.path().trim_matches('/').to_owned();
-        if slug.is_empty() || slug.contains('/') {
-            return Err(bad("it does not name one meeting room"));
-        }
-        let mut api = url.clone();
-        api.set_path("/api/v1.0/");
-        api.set_query(None);
-        api.set_fragment(None);
-        Ok(MeetingTarget { api, slug, host })
     }
 }
 
@@ -436,7 +473,7 @@ impl MeetClient {
         let room = self.room(username).await?;
         tracing::info!(slug = %self.target.slug, access_level = %room.access_level, direct = room.livekit.is_some(), "meeting room found");
         if let Some(grant) = room.livekit {
-            return grant_credentials(&grant, force_wss);
+            return self.credentials(&grant, force_wss);
         }
         let started = tokio::time::Instant::now();
         let mut lobby_id: Option<String> = None;
@@ -454,7 +491,7 @@ impl MeetClient {
                                         .into(),
                             })?;
                             tracing::info!(id = %reply.id, "admitted from the lobby");
-                            return grant_credentials(&grant, force_wss);
+                            return self.credentials(&grant, force_wss);
                         }
                         EntryStatus::Denied => return Err(MeetError::Denied),
                         EntryStatus::Waiting => {
@@ -476,6 +513,15 @@ impl MeetClient {
             }
             tokio::time::sleep(poll_interval).await;
         }
+    }
+}
+
+impl MeetClient {
+    /// The credentials of a grant, once its LiveKit URL passed the allow-list.
+    fn credentials(&self, grant: &LiveKitGrant, force_wss: bool) -> Result<Credentials, MeetError> {
+        let credentials = grant_credentials(grant, force_wss)?;
+        self.target.check_livekit_url(&credentials.ws_url)?;
+        Ok(credentials)
     }
 }
 
@@ -584,18 +630,67 @@ mod tests {
         assert_eq!(lobby_cookie_value("csrftoken=x; Path=/"), None);
     }
 
+    fn allow(hosts: &[&str]) -> AllowedHosts {
+        AllowedHosts::parse(hosts).unwrap()
+    }
+
     #[test]
     fn meeting_urls_outside_the_allow_list_or_over_plain_http_are_refused() {
-        let allowed = vec!["visio.numerique.gouv.fr".to_owned()];
+        let allowed = allow(&["visio.numerique.gouv.fr"]);
         let t =
             MeetingTarget::parse("https://visio.numerique.gouv.fr/abc-defg-hij", &allowed).unwrap();
         assert_eq!(t.slug, "abc-defg-hij");
         assert_eq!(t.api.as_str(), "https://visio.numerique.gouv.fr/api/v1.0/");
-        assert!(MeetingTarget::parse("https://evil.example/abc-defg-hij", &allowed).is_err());
+        assert!(matches!(
+            MeetingTarget::parse("https://evil.example/abc-defg-hij", &allowed),
+            Err(MeetError::HostNotAllowed { .. })
+        ));
         assert!(
             MeetingTarget::parse("http://visio.numerique.gouv.fr/abc-defg-hij", &allowed).is_err()
         );
-        assert!(MeetingTarget::parse("http://127.0.0.1:8080/abc-defg-hij", &[]).is_ok());
+        assert!(MeetingTarget::parse(
+            "http://127.0.0.1:8080/abc-defg-hij",
+            &allow(&["127.0.0.1:8080"])
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn an_empty_allow_list_allows_no_meeting_at_all() {
+        let refused = MeetingTarget::parse("http://127.0.0.1:8080/abc-defg-hij", &allow(&[]));
+        assert!(matches!(refused, Err(MeetError::HostNotAllowed { .. })));
+        assert_eq!(refused.unwrap_err().kind(), FailureKind::NotAvailable);
+    }
+
+    #[test]
+    fn the_livekit_server_must_be_the_meetings_host_or_on_the_allow_list() {
+        let meeting = "https://visio.numerique.gouv.fr/abc-defg-hij";
+        let only_meet =
+            MeetingTarget::parse(meeting, &allow(&["visio.numerique.gouv.fr"])).unwrap();
+        let url = |u: &str| Url::parse(u).unwrap();
+        // Same host, any port.
+        assert!(only_meet
+            .check_livekit_url(&url("wss://visio.numerique.gouv.fr:7880/"))
+            .is_ok());
+        // Real Visio: LiveKit elsewhere, refused until the configuration names it.
+        let refused = only_meet.check_livekit_url(&url("wss://livekit.visio.numerique.gouv.fr/"));
+        let message = refused.unwrap_err().to_string();
+        assert!(
+            message.contains("add \"livekit.visio.numerique.gouv.fr\" to visio.allowed_hosts"),
+            "{message}"
+        );
+        let both = MeetingTarget::parse(
+            meeting,
+            &allow(&["visio.numerique.gouv.fr", "livekit.visio.numerique.gouv.fr"]),
+        )
+        .unwrap();
+        assert!(both
+            .check_livekit_url(&url("wss://livekit.visio.numerique.gouv.fr/"))
+            .is_ok());
+        // An allowed host on another port is not allowed (entries without a port mean 443).
+        assert!(both
+            .check_livekit_url(&url("wss://livekit.visio.numerique.gouv.fr:8443/"))
+            .is_err());
     }
 
     #[test]

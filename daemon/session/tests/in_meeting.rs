@@ -30,9 +30,9 @@ async fn two_rooms_in_one_meeting_see_each_other_and_the_one_leaving_disappears(
     let url = sim.meeting_url("abc-defg-hij");
     let (tx_a, mut a) = mpsc::unbounded_channel();
     let (tx_b, mut b) = mpsc::unbounded_channel();
-    let room_a = start(request(1, &url, "Salle A"), sim_config(), tx_a);
+    let room_a = start(request(1, &url, "Salle A"), sim_config(&url), tx_a);
     expect_event(&mut a, 10, "Connected", |e| *e == SessionEvent::Connected).await;
-    let room_b = start(request(2, &url, "Salle B"), sim_config(), tx_b);
+    let room_b = start(request(2, &url, "Salle B"), sim_config(&url), tx_b);
     expect_event(&mut b, 10, "Connected", |e| *e == SessionEvent::Connected).await;
     expect_event(&mut b, 10, "Salle A in B's list", |e| {
         has_participant(e, "Salle A")
@@ -65,7 +65,7 @@ async fn a_host_removing_the_room_ends_the_call_as_removed() {
     let (tx, mut events) = mpsc::unbounded_channel();
     let _room = start(
         request(1, &sim.meeting_url("abc-defg-hij"), "Salle A"),
-        sim_config(),
+        sim_config(&sim.base),
         tx,
     );
     expect_event(&mut events, 10, "Connected", |e| {
@@ -94,7 +94,7 @@ async fn the_room_rejoins_by_itself_after_the_server_restarts() {
     let (tx, mut events) = mpsc::unbounded_channel();
     let _room = start(
         request(1, &sim.meeting_url("abc-defg-hij"), "Salle A"),
-        sim_config(),
+        sim_config(&sim.base),
         tx,
     );
     expect_event(&mut events, 10, "Connected", |e| {
@@ -149,12 +149,12 @@ async fn a_second_connection_with_the_same_identity_ends_the_first_as_duplicate(
     let url = format!("{base}/abc-defg-hij");
     let (tx_a, mut a) = mpsc::unbounded_channel();
     let (tx_b, mut b) = mpsc::unbounded_channel();
-    let _first = start(request(1, &url, "Salle"), sim_config(), tx_a);
+    let _first = start(request(1, &url, "Salle"), sim_config(&url), tx_a);
     expect_event(&mut a, 10, "first Connected", |e| {
         *e == SessionEvent::Connected
     })
     .await;
-    let _second = start(request(2, &url, "Salle"), sim_config(), tx_b);
+    let _second = start(request(2, &url, "Salle"), sim_config(&url), tx_b);
     expect_event(&mut b, 10, "second Connected", |e| {
         *e == SessionEvent::Connected
     })
@@ -178,7 +178,7 @@ async fn joining_and_leaving_many_times_does_not_leak_sockets() {
     let mut counts = Vec::new();
     for i in 0..8u64 {
         let (tx, mut events) = mpsc::unbounded_channel();
-        let room = start(request(i, &url, "Salle"), sim_config(), tx);
+        let room = start(request(i, &url, "Salle"), sim_config(&url), tx);
         expect_event(&mut events, 10, "Connected", |e| {
             *e == SessionEvent::Connected
         })

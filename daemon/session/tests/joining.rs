@@ -25,7 +25,11 @@ fn failure(e: &SessionEvent) -> Option<FailureKind> {
 #[tokio::test]
 async fn a_public_room_gives_livekit_credentials_for_its_uuid() {
     let sim = Sim::start(&["--room", "abc-defg-hij:public"]);
-    let target = MeetingTarget::parse(&sim.meeting_url("abc-defg-hij"), &[]).unwrap();
+    let target = MeetingTarget::parse(
+        &sim.meeting_url("abc-defg-hij"),
+        &sim_config(&sim.base).allowed_hosts,
+    )
+    .unwrap();
     let client = MeetClient::new(target, tls()).unwrap();
     let room = client.room("Salle Jaune").await.unwrap();
     assert_eq!(room.access_level, "public");
@@ -53,7 +57,7 @@ async fn the_room_waits_in_the_lobby_until_a_host_admits_it_then_joins() {
     let (tx, mut events) = mpsc::unbounded_channel();
     let _session = start(
         request(1, &sim.meeting_url("board"), "Salle Verte"),
-        sim_config(),
+        sim_config(&sim.base),
         tx,
     );
     expect_event(&mut events, 10, "WaitingInLobby", |e| {
@@ -88,7 +92,7 @@ async fn a_room_denied_by_the_host_reports_denied() {
     let (tx, mut events) = mpsc::unbounded_channel();
     let _session = start(
         request(1, &sim.meeting_url("board"), "Salle Rouge"),
-        sim_config(),
+        sim_config(&sim.base),
         tx,
     );
     expect_event(&mut events, 10, "WaitingInLobby", |e| {
@@ -113,7 +117,7 @@ async fn a_room_denied_by_the_host_reports_denied() {
 async fn nobody_admitting_the_room_ends_in_a_lobby_timeout() {
     let sim = Sim::start(&["--room", "board:trusted"]);
     let (tx, mut events) = mpsc::unbounded_channel();
-    let mut config = sim_config();
+    let mut config = sim_config(&sim.base);
     config.lobby_timeout = Duration::from_secs(2);
     let _session = start(
         request(1, &sim.meeting_url("board"), "Salle Bleue"),
@@ -130,7 +134,7 @@ async fn stopping_while_in_the_lobby_reports_stopped() {
     let (tx, mut events) = mpsc::unbounded_channel();
     let session = start(
         request(1, &sim.meeting_url("board"), "Salle Bleue"),
-        sim_config(),
+        sim_config(&sim.base),
         tx,
     );
     expect_event(&mut events, 10, "WaitingInLobby", |e| {
@@ -147,7 +151,7 @@ async fn an_unknown_room_is_reported_as_not_found() {
     let (tx, mut events) = mpsc::unbounded_channel();
     let _session = start(
         request(1, &sim.meeting_url("zzz-zzzz-zzz"), "Salle"),
-        sim_config(),
+        sim_config(&sim.base),
         tx,
     );
     let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
@@ -165,7 +169,7 @@ async fn an_unreachable_host_is_reported_as_unreachable() {
     let (tx, mut events) = mpsc::unbounded_channel();
     let _session = start(
         request(1, &format!("http://127.0.0.1:{port}/abc-defg-hij"), "Salle"),
-        sim_config(),
+        sim_config(&format!("http://127.0.0.1:{port}")),
         tx,
     );
     let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
@@ -189,7 +193,7 @@ async fn a_broken_api_reply_is_a_protocol_error_with_a_clear_message() {
     let (tx, mut events) = mpsc::unbounded_channel();
     let _session = start(
         request(1, &format!("{base}/abc-defg-hij"), "Salle"),
-        sim_config(),
+        sim_config(&base),
         tx,
     );
     let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
@@ -222,9 +226,45 @@ async fn a_token_refused_by_livekit_is_reported_as_refused() {
     let (tx, mut events) = mpsc::unbounded_channel();
     let _session = start(
         request(1, &format!("{base}/abc-defg-hij"), "Salle"),
-        sim_config(),
+        sim_config(&base),
         tx,
     );
     let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
     assert_eq!(failure(&e), Some(FailureKind::Refused), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_media_server_on_a_host_the_configuration_does_not_name_is_refused() {
+    // The Meet API (allowed) sends the room to a LiveKit server on another host: the room must
+    // not follow it there, and says which setting would allow it.
+    let base = fake_meet(|path| {
+        if path.contains("config") {
+            (200, "{}".into())
+        } else {
+            (
+                200,
+                r#"{"id":"4d1a7e0c","slug":"abc-defg-hij","access_level":"public",
+                "livekit":{"url":"http://localhost:7880","room":"4d1a7e0c","token":"t.t.t"}}"#
+                    .into(),
+            )
+        }
+    })
+    .await;
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let _session = start(
+        request(1, &format!("{base}/abc-defg-hij"), "Salle"),
+        sim_config(&base),
+        tx,
+    );
+    let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
+    let SessionEvent::Failed(f) = e else {
+        unreachable!()
+    };
+    assert_eq!(f.kind, FailureKind::NotAvailable);
+    assert!(
+        f.message
+            .contains("add \"localhost:7880\" to visio.allowed_hosts"),
+        "{}",
+        f.message
+    );
 }

@@ -11,8 +11,8 @@ use visio_room_core::controller::{SessionEvent, Track};
 use visio_room_media::{AudioSinkSetting, ReceiverConfig, VideoSenderConfig, VideoSinkSetting};
 use visio_room_session::{start, MediaSettings, SessionConfig, SessionHandle};
 
-fn media_config() -> SessionConfig {
-    let mut config = sim_config();
+fn media_config(meeting_url: &str) -> SessionConfig {
+    let mut config = sim_config(meeting_url);
     config.media = Some(MediaSettings {
         video: VideoSenderConfig {
             width: 320,
@@ -60,11 +60,11 @@ async fn two_rooms_in_a_meeting_decode_each_others_h264_video() {
     let url = sim.meeting_url("abc-defg-hij");
     let (tx_a, mut a) = mpsc::unbounded_channel();
     let (tx_b, mut b) = mpsc::unbounded_channel();
-    let room_a = start(request(1, &url, "Salle A"), media_config(), tx_a);
+    let room_a = start(request(1, &url, "Salle A"), media_config(&url), tx_a);
     expect_event(&mut a, 20, "A Connected", |e| *e == SessionEvent::Connected).await;
     // A is alone for a while: its encoder is past its first keyframe when B arrives.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let room_b = start(request(2, &url, "Salle B"), media_config(), tx_b);
+    let room_b = start(request(2, &url, "Salle B"), media_config(&url), tx_b);
     expect_event(&mut b, 20, "B Connected", |e| *e == SessionEvent::Connected).await;
     let connected = std::time::Instant::now();
     wait_frames(&room_b, 1, 30, "B (joined second)").await;
@@ -108,7 +108,7 @@ async fn a_host_muting_the_room_mutes_its_microphone_within_a_second_and_it_stay
     let (tx, mut events) = mpsc::unbounded_channel();
     let room = start(
         request(1, &sim.meeting_url("abc-defg-hij"), "Salle A"),
-        media_config(),
+        media_config(&sim.base),
         tx,
     );
     expect_event(&mut events, 20, "Connected", |e| {

@@ -73,7 +73,7 @@ async fn a_python_sdk_participant_and_the_room_decode_each_others_video_and_audi
         .expect("the Python peer exited");
     assert_eq!(first["state"], "connected", "{first}");
 
-    let mut config = sim_config();
+    let mut config = sim_config(&sim.base);
     config.media = Some(MediaSettings {
         video: VideoSenderConfig {
             width,

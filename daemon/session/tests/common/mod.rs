@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use visio_room_core::controller::{SessionEvent, SessionId};
+use visio_room_core::meeting_url::AllowedHosts;
 use visio_room_session::{SessionConfig, SessionRequest};
 
 pub const ADMIN: &str = "test-admin-token";
@@ -201,9 +202,17 @@ impl Drop for Sim {
     }
 }
 
-/// A session configuration for the simulator: loopback ICE, fast lobby polling, no media.
-pub fn sim_config() -> SessionConfig {
+/// A session configuration for a meeting at `meeting_url` (its host and port allowed):
+/// loopback ICE, fast lobby polling, no media.
+pub fn sim_config(meeting_url: &str) -> SessionConfig {
+    let url = url::Url::parse(meeting_url).expect("meeting URL");
+    let host = format!(
+        "{}:{}",
+        url.host_str().expect("host"),
+        url.port_or_known_default().expect("port")
+    );
     SessionConfig {
+        allowed_hosts: AllowedHosts::parse(&[host]).expect("allow-list entry"),
         ice_loopback_only: true,
         lobby_poll_interval: Duration::from_millis(300),
         reconnect_budget: Duration::from_secs(30),
