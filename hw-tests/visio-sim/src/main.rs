@@ -53,6 +53,14 @@ struct Cli {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Send each connected participant a refreshed token (same grants) this often, in seconds,
+    /// as a LiveKit server does during long calls.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    token_refresh_s: u64,
+    /// Free a room (and its state) once it has been empty this long, in seconds (LiveKit's
+    /// `departure_timeout`).
+    #[arg(long, default_value_t = 20)]
+    departure_timeout_s: u64,
 }
 
 fn default_web_modules() -> Option<PathBuf> {
@@ -89,9 +97,12 @@ async fn main() -> anyhow::Result<()> {
         rooms,
         lobby: Mutex::new(Lobby::default()),
         admin_token: cli.admin_token.clone(),
-        sfu: Sfu::new(ice).context("cannot set up the WebRTC stack")?,
+        sfu: Sfu::new(ice)
+            .context("cannot set up the WebRTC stack")?
+            .with_departure_timeout(Duration::from_secs(cli.departure_timeout_s)),
         node_modules: cli.web_modules.clone().or_else(default_web_modules),
         tls: cli.tls_cert.is_some(),
+        token_refresh: Duration::from_secs(cli.token_refresh_s),
     });
     for room in sim.rooms.registered() {
         tracing::info!(slug = %room.slug, id = %room.id, level = room.access_level.as_str(), "registered room");
@@ -140,7 +151,8 @@ async fn shutdown() {
 }
 
 /// Every 500 ms, tells each room who is speaking when that changes (SpeakersChanged), and
-/// repeats a non-empty set every 2 s.
+/// repeats a non-empty set every 2 s; every second, frees the rooms empty for longer than the
+/// departure timeout.
 fn spawn_speaker_updates(sim: Arc<Sim>) {
     tokio::spawn(async move {
         let mut last: std::collections::HashMap<String, Vec<String>> = Default::default();
@@ -149,6 +161,11 @@ fn spawn_speaker_updates(sim: Arc<Sim>) {
         loop {
             tick.tick().await;
             ticks += 1;
+            if ticks % 2 == 0 {
+                for freed in sim.sfu.free_empty_rooms() {
+                    last.remove(&freed);
+                }
+            }
             for room in sim.sfu.rooms() {
                 let speakers = room.speakers();
                 let sids: Vec<String> = speakers.iter().map(|s| s.sid.clone()).collect();

@@ -45,6 +45,8 @@ pub struct Sim {
     pub node_modules: Option<PathBuf>,
     /// Served over TLS (the `livekit.url` scheme).
     pub tls: bool,
+    /// How often a connected participant is sent a refreshed token (`refresh_token`).
+    pub token_refresh: Duration,
 }
 
 type Shared = Arc<Sim>;

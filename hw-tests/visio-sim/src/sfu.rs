@@ -98,7 +98,11 @@ pub struct Sfu {
     api: API,
     ice_scope: IceScope,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
+    departure_timeout: Duration,
 }
+
+/// How long an empty room is kept (LiveKit's `departure_timeout` default).
+pub const DEFAULT_DEPARTURE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Who may do what, from the token's video grant.
 #[derive(Debug, Clone, Default)]
@@ -143,6 +147,11 @@ pub struct Room {
     sid: String,
     created_ms: i64,
     participants: Mutex<Vec<Arc<Participant>>>,
+    /// The departure timeout announced to clients, in seconds.
+    departure_timeout_s: u32,
+    /// Since when the room is empty (created, or its last participant left); `None` while
+    /// someone is in it.
+    empty_since: Mutex<Option<Instant>>,
 }
 
 /// Media counters of one published track.
@@ -680,13 +689,21 @@ impl Sfu {
             api,
             ice_scope,
             rooms: Mutex::new(HashMap::new()),
+            departure_timeout: DEFAULT_DEPARTURE_TIMEOUT,
         })
     }
 
-    /// The room of that name, created on first use.
+    /// Sets how long a room is kept once empty (LiveKit's `departure_timeout`).
+    pub fn with_departure_timeout(mut self, timeout: Duration) -> Self {
+        self.departure_timeout = timeout;
+        self
+    }
+
+    /// The room of that name, created on first use. An empty room's departure timeout starts
+    /// again (the caller is about to join it).
     pub fn room(&self, name: &str) -> Arc<Room> {
         let mut rooms = self.rooms.lock().unwrap();
-        rooms
+        let room = rooms
             .entry(name.to_owned())
             .or_insert_with(|| {
                 Arc::new(Room {
@@ -694,9 +711,41 @@ impl Sfu {
                     sid: rand_id("RM_"),
                     created_ms: now_ms(),
                     participants: Mutex::new(Vec::new()),
+                    empty_since: Mutex::new(None),
+                    departure_timeout_s: self.departure_timeout.as_secs() as u32,
                 })
             })
-            .clone()
+            .clone();
+        // Lock order everywhere: participants, then empty_since.
+        let participants = room.participants.lock().unwrap();
+        if participants.is_empty() {
+            *room.empty_since.lock().unwrap() = Some(Instant::now());
+        }
+        drop(participants);
+        room
+    }
+
+    /// Frees the rooms that have been empty for longer than the departure timeout, and with
+    /// them their state (the next participant gets a new room, with a new sid). Returns the
+    /// names of the rooms freed.
+    pub fn free_empty_rooms(&self) -> Vec<String> {
+        let mut rooms = self.rooms.lock().unwrap();
+        let expired: Vec<String> = rooms
+            .values()
+            .filter(|r| {
+                r.participants.lock().unwrap().is_empty()
+                    && r.empty_since
+                        .lock()
+                        .unwrap()
+                        .is_some_and(|t| t.elapsed() >= self.departure_timeout)
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        for name in &expired {
+            rooms.remove(name);
+            tracing::info!(room = %name, "empty room freed after the departure timeout");
+        }
+        expired
     }
 
     /// An existing room.
@@ -796,8 +845,13 @@ impl Sfu {
                 .insert(label.to_owned(), dc);
         }
 
-        let others: Vec<Arc<Participant>> = room.participants.lock().unwrap().clone();
-        room.participants.lock().unwrap().push(participant.clone());
+        let others: Vec<Arc<Participant>> = {
+            let mut list = room.participants.lock().unwrap();
+            let others = list.clone();
+            list.push(participant.clone());
+            *room.empty_since.lock().unwrap() = None;
+            others
+        };
         let join = proto::JoinResponse {
             room: Some(room.info()),
             participant: Some(participant.info()),
@@ -956,7 +1010,7 @@ impl Room {
             sid: self.sid.clone(),
             name: self.name.clone(),
             empty_timeout: 300,
-            departure_timeout: 20,
+            departure_timeout: self.departure_timeout_s,
             creation_time: self.created_ms / 1000,
             creation_time_ms: self.created_ms,
             num_participants: participants.len() as u32,
@@ -1030,6 +1084,9 @@ impl Room {
             let mut list = self.participants.lock().unwrap();
             let before = list.len();
             list.retain(|p| p.sid != who.sid);
+            if list.is_empty() {
+                *self.empty_since.lock().unwrap() = Some(Instant::now());
+            }
             before != list.len()
         };
         if !was_here {

@@ -170,6 +170,12 @@ pub async fn serve(sim: Arc<Sim>, mut socket: WebSocket, claims: Claims, q: RtcQ
 
     let mut last_heard = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // A refreshed token every `token_refresh`, valid for twice that and at least 10 minutes,
+    // so that a client reconnecting late in a long call still holds a valid one.
+    let refresh_period = sim.token_refresh.max(Duration::from_secs(1));
+    let refresh_ttl = (refresh_period * 2).max(Duration::from_secs(600));
+    let mut refresh =
+        tokio::time::interval_at(tokio::time::Instant::now() + refresh_period, refresh_period);
     let mut left = false;
     loop {
         tokio::select! {
@@ -216,6 +222,10 @@ pub async fn serve(sim: Arc<Sim>, mut socket: WebSocket, claims: Claims, q: RtcQ
                     Ok(Flow::Leave) => { left = true; break; }
                     Err(e) => tracing::warn!(identity = %participant.identity, error = %e, "signal request failed"),
                 }
+            }
+            _ = refresh.tick() => {
+                tracing::debug!(identity = %participant.identity, "refreshed token sent");
+                participant.reply(Resp::RefreshToken(sim.tokens.refresh(&claims, refresh_ttl)));
             }
             _ = tick.tick() => {
                 if last_heard.elapsed() > PING_TIMEOUT {

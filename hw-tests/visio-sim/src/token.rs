@@ -140,6 +140,17 @@ impl TokenAuthority {
         .expect("HS256 signing of serializable claims cannot fail")
     }
 
+    /// A fresh token for the same participant and grants (the `refresh_token` a server sends
+    /// during a call), valid from now for `ttl`.
+    pub fn refresh(&self, claims: &Claims, ttl: Duration) -> String {
+        let now = now_secs();
+        self.sign(&Claims {
+            nbf: now,
+            exp: now + ttl.as_secs(),
+            ..claims.clone()
+        })
+    }
+
     /// Validates a JWT: signature, algorithm, issuer (the API key), expiry and the room grant.
     pub fn validate(&self, token: &str) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
@@ -187,6 +198,23 @@ mod tests {
         );
         let back = auth.validate(&auth.sign(&claims)).unwrap();
         assert_eq!(back, claims);
+    }
+
+    #[test]
+    fn a_refreshed_token_keeps_identity_and_grants_with_a_new_expiry() {
+        let auth = TokenAuthority::new("devkey", "secret");
+        let mut claims = auth.claims("alice", "Alice", grant("r"), Duration::from_secs(5));
+        claims.attributes.insert("color".into(), "#123456".into());
+        claims.exp -= 1;
+        let back = auth
+            .validate(&auth.refresh(&claims, Duration::from_secs(600)))
+            .unwrap();
+        assert_eq!(
+            (&back.sub, &back.name, &back.video),
+            (&claims.sub, &claims.name, &claims.video)
+        );
+        assert_eq!(back.attributes, claims.attributes);
+        assert!(back.exp >= now_secs() + 599);
     }
 
     #[test]

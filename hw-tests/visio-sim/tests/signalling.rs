@@ -656,3 +656,77 @@ async fn raising_a_hand_and_renaming_through_meet_reach_the_room() {
         403
     );
 }
+
+#[tokio::test]
+async fn a_connected_participant_receives_refreshed_tokens_with_the_same_grants() {
+    let sim = SimServer::start(&["--token-refresh-s", "1"]);
+    let mut ws = connect(&sim, "salle", "abc-defg-hij").await;
+    join(&mut ws).await;
+    let started = std::time::Instant::now();
+    let refreshed = next(&mut ws, |m| match m {
+        Resp::RefreshToken(t) => Some(t),
+        _ => None,
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let auth = TokenAuthority::new("devkey", "secret");
+    let claims = auth
+        .validate(&refreshed)
+        .expect("the refreshed token validates");
+    assert_eq!(claims.sub, "salle");
+    assert_eq!(claims.video.room, "abc-defg-hij");
+    assert!(claims.video.room_join);
+    // It opens a connection like the original.
+    let check = reqwest::get(format!("{}/rtc/validate?access_token={refreshed}", sim.url))
+        .await
+        .unwrap();
+    assert_eq!(check.status(), 200);
+    // And keeps coming.
+    next(&mut ws, |m| {
+        matches!(m, Resp::RefreshToken(_)).then_some(())
+    })
+    .await;
+}
+
+async fn room_sid(sim: &SimServer, identity: &str) -> (Ws, String) {
+    let mut ws = connect(sim, identity, "abc-defg-hij").await;
+    let room = join(&mut ws).await.room.unwrap();
+    assert_eq!(room.departure_timeout, 2, "announced departure timeout");
+    (ws, room.sid)
+}
+
+async fn leave(mut ws: Ws) {
+    send(
+        &mut ws,
+        Req::Leave(proto::LeaveRequest {
+            can_reconnect: false,
+            reason: proto::DisconnectReason::ClientInitiated as i32,
+            ..Default::default()
+        }),
+    )
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+}
+
+#[tokio::test]
+async fn an_empty_room_is_freed_after_its_departure_timeout() {
+    let sim = SimServer::start(&["--departure-timeout-s", "2"]);
+    let (ws, first) = room_sid(&sim, "salle").await;
+    leave(ws).await;
+    // Back within the departure timeout: the same room.
+    let (ws, again) = room_sid(&sim, "salle").await;
+    assert_eq!(again, first);
+    leave(ws).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        sim.log().contains("empty room freed"),
+        "room not freed: {}",
+        sim.log()
+    );
+    let (ws, later) = room_sid(&sim, "salle").await;
+    assert_ne!(
+        later, first,
+        "the empty room was kept past its departure timeout"
+    );
+    leave(ws).await;
+}
