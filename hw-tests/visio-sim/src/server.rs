@@ -75,6 +75,10 @@ pub fn router(sim: Shared) -> Router {
             "/sim/v1/rooms/{room}/participants/{identity}/mute",
             post(admin_mute),
         )
+        .route(
+            "/sim/v1/rooms/{room}/participants/{identity}/drop-signalling",
+            post(admin_drop_signalling),
+        )
         .route("/sim/web/livekit-client.umd.js", get(livekit_client_js))
         .route("/{slug}", get(crate::web::meeting_page))
         .with_state(sim)
@@ -459,6 +463,26 @@ async fn admin_remove(
     p.close_with(livekit_protocol::DisconnectReason::ParticipantRemoved);
     room.remove(&p).await;
     Json(json!({ "removed": identity })).into_response()
+}
+
+/// Closes a participant's signalling socket without `LeaveRequest`, as a network failure
+/// would: the client must resume (`reconnect=1`) within the resume window.
+async fn admin_drop_signalling(
+    State(sim): State<Shared>,
+    Path((room, identity)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&sim, &headers) {
+        return r;
+    }
+    let Some(room) = admin_room(&sim, &room) else {
+        return detail(StatusCode::NOT_FOUND, "no such room");
+    };
+    let Some(p) = room.find_identity(&identity) else {
+        return detail(StatusCode::NOT_FOUND, "no such participant");
+    };
+    p.drop_signalling();
+    Json(json!({ "dropped": identity, "sid": p.sid })).into_response()
 }
 
 #[derive(Deserialize)]

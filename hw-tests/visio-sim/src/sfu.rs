@@ -54,6 +54,9 @@ pub enum Outbound {
     Signal(Box<proto::SignalResponse>),
     /// Send this `LeaveRequest` and close the connection.
     Close(proto::LeaveRequest),
+    /// Close the connection without a word, as a network failure would: the participant is
+    /// kept for a resume.
+    Drop,
 }
 
 /// A WebRTC operation failed.
@@ -1379,6 +1382,12 @@ impl Participant {
                 action: proto::leave_request::Action::Disconnect as i32,
                 regions: None,
             }));
+    }
+
+    /// Closes the signalling connection without `LeaveRequest` (admin "force a resume"): the
+    /// client sees its connection lost and resumes with `reconnect=1` within the resume window.
+    pub fn drop_signalling(&self) {
+        let _ = self.outbound.lock().unwrap().send(Outbound::Drop);
     }
 
     /// The room.

@@ -183,6 +183,10 @@ pub async fn serve(sim: Arc<Sim>, mut socket: WebSocket, claims: Claims, q: RtcQ
                 Some(Outbound::Signal(msg)) => {
                     if socket.send(WsMessage::Binary(msg.encode_to_vec().into())).await.is_err() { break; }
                 }
+                Some(Outbound::Drop) => {
+                    tracing::info!(identity = %participant.identity, "signalling connection dropped on request: the client should resume");
+                    break;
+                }
                 Some(Outbound::Close(leave)) => {
                     let _ = socket.send(encode(Resp::Leave(leave))).await;
                     let _ = socket.send(WsMessage::Close(None)).await;

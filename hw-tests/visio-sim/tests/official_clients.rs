@@ -712,3 +712,108 @@ fn a_hidden_or_unsubscribed_video_stops_flowing_and_its_publisher_pauses_it() {
         let _ = std::fs::remove_file(&sdk_control);
     });
 }
+
+#[test]
+fn the_python_sdk_resumes_when_its_signalling_socket_drops_and_media_continues() {
+    let python = venv_python();
+    enter_loopback_only_netns();
+    let sim = SimServer::start(&["--admin-token", "host-secret"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let peer = |name: &str| {
+        Peer::start(
+            &python,
+            "python_peer.py",
+            &[
+                "--url",
+                &sim.url,
+                "--room",
+                "abc-defg-hij",
+                "--name",
+                name,
+                "--seconds",
+                "60",
+                "--fps",
+                "15",
+                "--width",
+                "320",
+                "--height",
+                "240",
+            ],
+        )
+    };
+    let mut salle = peer("Salle");
+    let mut orateur = peer("Orateur");
+    let frames = |l: &Value| python_track(l, "video").map_or(0.0, |t| num(&t, "frames"));
+    salle
+        .wait_for(Duration::from_secs(30), |l| frames(l) >= 15.0)
+        .unwrap_or_else(|| panic!("no video at the room: {}\n{}", salle.last(), sim.log()));
+    orateur
+        .wait_for(Duration::from_secs(30), |l| frames(l) >= 15.0)
+        .unwrap_or_else(|| panic!("no video at the speaker: {}", orateur.last()));
+    let before = salle.last();
+    let identity = before["identity"].as_str().unwrap().to_owned();
+    let sid = before["sid"].as_str().unwrap().to_owned();
+
+    // The room's signalling socket is closed under it, without a LeaveRequest.
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/sim/v1/rooms/abc-defg-hij/participants/{identity}/drop-signalling",
+                sim.url
+            ))
+            .bearer_auth("host-secret")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+    let dropped_at = std::time::Instant::now();
+    let resumed = salle
+        .wait_for(Duration::from_secs(20), |l| {
+            l["events"]["reconnected"].as_u64().unwrap_or(0) >= 1
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the SDK did not report a reconnection: {}\n{}\n{}",
+                salle.last(),
+                salle.log(),
+                sim.log()
+            )
+        });
+    println!(
+        "resumed within {:?} (SDK events {})",
+        dropped_at.elapsed(),
+        resumed["events"]
+    );
+    // A resume, not a new participant: same sid, and the server saw `reconnect=1`.
+    assert_eq!(resumed["sid"], sid.as_str());
+    assert_eq!(resumed["state"], "connected");
+    let log = sim.log();
+    assert!(log.contains("participant resumed"), "{log}");
+    assert!(
+        !log.contains("participant left"),
+        "the room left the meeting instead of resuming: {log}"
+    );
+    // Media continues both ways.
+    let (mine, theirs) = (frames(&resumed), frames(&orateur.last()));
+    salle
+        .wait_for(Duration::from_secs(15), |l| frames(l) >= mine + 30.0)
+        .unwrap_or_else(|| {
+            panic!(
+                "video stopped at the room after the resume: {}",
+                salle.last()
+            )
+        });
+    orateur
+        .wait_for(Duration::from_secs(15), |l| frames(l) >= theirs + 30.0)
+        .unwrap_or_else(|| {
+            panic!(
+                "the room's video stopped at the speaker after the resume: {}",
+                orateur.last()
+            )
+        });
+}

@@ -2,7 +2,8 @@
 inside). It joins a visio-sim room through the Meet REST API like a device, publishes a moving
 test pattern (camera) and a 440 Hz tone (microphone), subscribes to everyone else, and prints
 one JSON line per second with what it really decoded (times in seconds since it started
-connecting: "connected_s" when `connect()` returned, a video's "first_frame_s"):
+connecting: "connected_s" when `connect()` returned, a video's "first_frame_s"; "events"
+counts the SDK's "reconnecting"/"reconnected" room events, "sid" is its participant sid):
 
   {"t": 3.0, "state": "connected", "identity": ..., "remote": {"<identity>/<track sid>":
    {"kind": "video", "frames": 87, "width": 640, "height": 480, "first_frame_s": 1.2} | {"kind": "audio",
@@ -149,6 +150,15 @@ async def main() -> None:
             tasks.append(asyncio.ensure_future(watch_audio(key, track)))
 
     data: list[dict] = []
+    events = {"reconnecting": 0, "reconnected": 0}
+
+    @room.on("reconnecting")
+    def on_reconnecting():
+        events["reconnecting"] += 1
+
+    @room.on("reconnected")
+    def on_reconnected():
+        events["reconnected"] += 1
 
     @room.on("data_received")
     def on_data(packet):
@@ -164,7 +174,7 @@ async def main() -> None:
     connected_s = round(time.monotonic() - start, 3)
     stop = asyncio.Event()
     if args.no_media:
-        await run(args, room, remote, data, start, connected_s)
+        await run(args, room, remote, data, start, connected_s, events)
         return
     vsrc = rtc.VideoSource(args.width, args.height)
     vtrack = rtc.LocalVideoTrack.create_video_track("camera", vsrc)
@@ -182,13 +192,13 @@ async def main() -> None:
             await asyncio.sleep(args.unpublish_camera_after)
             await room.local_participant.unpublish_track(vpub.sid)
         tasks.append(asyncio.ensure_future(unpublish_later()))
-    await run(args, room, remote, data, start, connected_s)
+    await run(args, room, remote, data, start, connected_s, events)
     stop.set()
     for t in tasks:
         t.cancel()
 
 
-async def run(args, room: rtc.Room, remote: dict, data: list, start: float, connected_s: float) -> None:
+async def run(args, room: rtc.Room, remote: dict, data: list, start: float, connected_s: float, events: dict) -> None:
     """Reports once a second (and sends data if asked) until --seconds have passed."""
     done = 0
     while time.monotonic() - start < args.seconds:
@@ -217,6 +227,8 @@ async def run(args, room: rtc.Room, remote: dict, data: list, start: float, conn
             "state": "connected" if room.isconnected() else "disconnected",
             "identity": room.local_participant.identity,
             "connected_s": connected_s,
+            "sid": room.local_participant.sid,
+            "events": events,
             "remote": remote,
             "data": data[-20:],
             "data_count": len(data),
