@@ -272,8 +272,13 @@ impl Rewriter {
         }
         pkt.header.sequence_number = pkt.header.sequence_number.wrapping_add(self.seq_offset);
         pkt.header.timestamp = pkt.header.timestamp.wrapping_add(self.ts_offset);
-        self.last_seq = pkt.header.sequence_number;
-        self.last_ts = pkt.header.timestamp;
+        // A retransmission (NACK answered by the publisher) is older than what was already
+        // forwarded: it must not move the continuation point back.
+        let newer = pkt.header.sequence_number.wrapping_sub(self.last_seq) < 0x8000;
+        if newer || !self.started {
+            self.last_seq = pkt.header.sequence_number;
+            self.last_ts = pkt.header.timestamp;
+        }
         self.started = true;
     }
 }
