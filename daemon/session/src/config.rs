@@ -24,6 +24,10 @@ pub struct SessionConfig {
     pub lobby_timeout: Duration,
     /// Budget for re-establishing a lost LiveKit connection before reporting `Unreachable`.
     pub reconnect_budget: Duration,
+    /// How long to try resuming the same participant (`reconnect=1`) after the signalling
+    /// connection is lost, before rejoining from scratch (LiveKit keeps a vanished participant
+    /// for a while; visio-sim for 10 s).
+    pub resume_budget: Duration,
     /// Restrict ICE to loopback addresses (tests and single-machine demos with `visio-sim`).
     pub ice_loopback_only: bool,
     /// The media to send and receive; `None` joins without media (signalling and peer
@@ -39,6 +43,7 @@ impl Default for SessionConfig {
             lobby_poll_interval: Duration::from_secs(1),
             lobby_timeout: Duration::from_secs(600),
             reconnect_budget: Duration::from_secs(60),
+            resume_budget: Duration::from_secs(8),
             ice_loopback_only: false,
             media: None,
         }

@@ -84,7 +84,11 @@ enum Outcome {
     Stopped,
     Ended(EndReason),
     Failed(Failure),
+    /// The connection is gone and could not be resumed: rejoin from scratch.
     Lost(String),
+    /// The signalling connection is gone (or the server asked for a resume): try to resume
+    /// the same participant first. Never leaves [`Connection::run`].
+    Resume(String),
 }
 
 pub(crate) async fn run(
@@ -121,10 +125,12 @@ pub(crate) async fn run(
             tracing::warn!(kind = failure.kind.as_str(), message = %failure.message, "meeting session failed");
             reporter.send(SessionEvent::Failed(failure))
         }
-        Outcome::Lost(reason) => reporter.send(SessionEvent::Failed(Failure::new(
-            FailureKind::Unreachable,
-            format!("lost the meeting and could not get back in: {reason}"),
-        ))),
+        Outcome::Lost(reason) | Outcome::Resume(reason) => {
+            reporter.send(SessionEvent::Failed(Failure::new(
+                FailureKind::Unreachable,
+                format!("lost the meeting and could not get back in: {reason}"),
+            )))
+        }
     }
     // Late commands are answered by nobody; a Stop after the end needs no answer.
     commands.close();
@@ -257,9 +263,22 @@ async fn run_inner(
         if !connected_once {
             reporter.send(SessionEvent::Connected);
             connected_once = true;
+        } else {
+            shared.rejoins.fetch_add(1, Ordering::Relaxed);
         }
         attempt = 0;
-        let mut conn = Connection::new(signal, *join, &mut creds, reporter, shared, &apis);
+        let mut conn = Connection::new(
+            signal,
+            *join,
+            Link {
+                creds: &mut creds,
+                tls: tls.clone(),
+                resume_budget: config.resume_budget,
+            },
+            reporter,
+            shared,
+            &apis,
+        );
         let outcome = conn.run(inbound, &mut media, commands, local).await;
         conn.close(matches!(outcome, Outcome::Stopped)).await;
         if let Some(receiver) = &media.receiver {
@@ -390,11 +409,20 @@ struct RemoteInfo {
     reader: tokio::task::JoinHandle<()>,
 }
 
-/// One LiveKit connection (signalling + two peer connections).
+/// How to reach the LiveKit server again: the newest credentials (the token is replaced by
+/// each `refresh_token`), TLS, and how long to try resuming.
+struct Link<'a> {
+    creds: &'a mut Credentials,
+    tls: Arc<rustls::ClientConfig>,
+    resume_budget: Duration,
+}
+
+/// One LiveKit connection (signalling + two peer connections). Its signalling may be
+/// replaced by a resume while the peer connections stay.
 struct Connection<'a> {
     signal: Option<Signal>,
     join: proto::JoinResponse,
-    creds: &'a mut Credentials,
+    link: Link<'a>,
     reporter: &'a Reporter,
     shared: &'a Arc<Shared>,
     apis: &'a Apis,
@@ -415,7 +443,7 @@ impl<'a> Connection<'a> {
     fn new(
         signal: Signal,
         join: proto::JoinResponse,
-        creds: &'a mut Credentials,
+        link: Link<'a>,
         reporter: &'a Reporter,
         shared: &'a Arc<Shared>,
         apis: &'a Apis,
@@ -428,7 +456,7 @@ impl<'a> Connection<'a> {
         Connection {
             signal: Some(signal),
             join,
-            creds,
+            link,
             reporter,
             shared,
             apis,
@@ -554,50 +582,257 @@ impl<'a> Connection<'a> {
 
         let mut receiver_events = media.receiver_events.take();
         let outcome = loop {
-            tokio::select! {
-                message = inbound.recv() => match message {
-                    Some(Inbound::Response(m)) => {
-                        if let Some(outcome) = self.on_signal(*m, media, local).await {
-                            break outcome;
+            let outcome = loop {
+                tokio::select! {
+                    message = inbound.recv() => match message {
+                        Some(Inbound::Response(m)) => {
+                            if let Some(outcome) = self.on_signal(*m, media, local).await {
+                                break outcome;
+                            }
                         }
-                    }
-                    Some(Inbound::Closed(reason)) => {
-                        break Outcome::Lost(format!("signalling connection lost: {reason}"));
-                    }
-                    None => break Outcome::Lost("signalling connection lost".into()),
-                },
-                event = rtc_rx.recv() => {
-                    if let Some(event) = event {
-                        if let Some(outcome) = self.on_rtc(event, media).await {
-                            break outcome;
+                        Some(Inbound::Closed(reason)) => {
+                            break Outcome::Resume(format!("signalling connection lost: {reason}"));
                         }
-                    }
-                },
-                event = recv_opt(&mut receiver_events) => {
-                    self.on_receiver(event).await;
-                },
-                command = commands.recv() => match command {
-                    Some(Command::Stop) | None => break Outcome::Stopped,
-                    Some(Command::MicMuted(m)) => {
-                        local.mic_muted = m;
-                        self.set_mic(media, m);
-                    }
-                    Some(Command::CameraEnabled(c)) => {
-                        local.camera_enabled = c;
-                        self.set_camera(media, c);
-                    }
-                },
-                _ = &mut publish_deadline, if !self.publisher_negotiated && !self.awaiting_publish.is_empty() => {
-                    tracing::warn!(pending = ?self.awaiting_publish, "the SFU did not acknowledge our tracks; negotiating anyway");
-                    self.awaiting_publish.clear();
-                    if let Err(e) = self.negotiate_publisher().await {
-                        break Outcome::Lost(e);
+                        None => break Outcome::Resume("signalling connection lost".into()),
+                    },
+                    event = rtc_rx.recv() => {
+                        if let Some(event) = event {
+                            if let Some(outcome) = self.on_rtc(event, media).await {
+                                break outcome;
+                            }
+                        }
+                    },
+                    event = recv_opt(&mut receiver_events) => {
+                        self.on_receiver(event).await;
+                    },
+                    command = commands.recv() => match command {
+                        Some(Command::Stop) | None => break Outcome::Stopped,
+                        Some(Command::MicMuted(m)) => {
+                            local.mic_muted = m;
+                            self.set_mic(media, m);
+                        }
+                        Some(Command::CameraEnabled(c)) => {
+                            local.camera_enabled = c;
+                            self.set_camera(media, c);
+                        }
+                    },
+                    _ = &mut publish_deadline, if !self.publisher_negotiated && !self.awaiting_publish.is_empty() => {
+                        tracing::warn!(pending = ?self.awaiting_publish, "the SFU did not acknowledge our tracks; negotiating anyway");
+                        self.awaiting_publish.clear();
+                        if let Err(e) = self.negotiate_publisher().await {
+                            break Outcome::Lost(e);
+                        }
                     }
                 }
+            };
+            match outcome {
+                Outcome::Resume(reason) => {
+                    match self.resume(reason, media, commands, local).await {
+                        Ok(resumed) => inbound = resumed,
+                        Err(outcome) => break outcome,
+                    }
+                }
+                other => break other,
             }
         };
         media.receiver_events = receiver_events;
         outcome
+    }
+
+    /// Resumes this participant on a new signalling connection (`reconnect=1&sid=`, with the
+    /// newest token), retrying with backoff for `resume_budget`; the peer connections stay up
+    /// and restart ICE once the server answers. `Err` when resuming is not possible: `Lost`
+    /// (rejoin from scratch) or `Stopped`.
+    async fn resume(
+        &mut self,
+        reason: String,
+        media: &Media,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        local: &mut Local,
+    ) -> Result<signal::InboundRx, Outcome> {
+        tracing::warn!(%reason, "lost the signalling connection; resuming the same participant");
+        self.signal = None;
+        let started = tokio::time::Instant::now();
+        let budget = self.link.resume_budget;
+        let mut attempt: u32 = 0;
+        let mut last = reason.clone();
+        loop {
+            let remaining = budget.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
+                return Err(Outcome::Lost(format!(
+                    "{reason}; resuming failed for {budget:?} (last: {last})"
+                )));
+            }
+            let delay = if attempt == 0 {
+                Duration::ZERO
+            } else {
+                backoff(attempt - 1).min(remaining)
+            };
+            attempt += 1;
+            let url = self.link.creds.ws_url.clone();
+            let token = self.link.creds.token.clone();
+            let tls = self.link.tls.clone();
+            let mode = Mode::Resume {
+                sid: self.my_sid.clone(),
+            };
+            let step = async move {
+                tokio::time::sleep(delay).await;
+                let limit = remaining
+                    .saturating_sub(delay)
+                    .max(Duration::from_millis(500));
+                tokio::time::timeout(limit, signal::connect(&url, &token, mode, tls)).await
+            };
+            tokio::pin!(step);
+            let result = loop {
+                tokio::select! {
+                    result = &mut step => break result,
+                    command = commands.recv() => match command {
+                        Some(Command::Stop) | None => return Err(Outcome::Stopped),
+                        Some(Command::MicMuted(m)) => {
+                            local.mic_muted = m;
+                            self.set_mic(media, m);
+                        }
+                        Some(Command::CameraEnabled(c)) => {
+                            local.camera_enabled = c;
+                            self.set_camera(media, c);
+                        }
+                    },
+                }
+            };
+            match result {
+                Err(_) => last = "the server did not answer in time".into(),
+                Ok(Ok((signal, inbound, Opened::Reconnect(reconnect)))) => {
+                    tracing::info!(attempt, elapsed = ?started.elapsed(), "resumed the meeting connection");
+                    self.signal = Some(signal);
+                    self.shared.resumes.fetch_add(1, Ordering::Relaxed);
+                    self.after_resume(*reconnect, media, local).await?;
+                    return Ok(inbound);
+                }
+                Ok(Ok((signal, _, Opened::Join(_)))) => {
+                    // The server made a new participant of us: leave it, rejoin properly.
+                    signal.leave(Duration::from_millis(500)).await;
+                    return Err(Outcome::Lost(format!(
+                        "{reason}; the server answered the resume with a new join"
+                    )));
+                }
+                Ok(Err(
+                    e @ (signal::SignalError::Refused { .. } | signal::SignalError::Protocol(_)),
+                )) => {
+                    // The server does not know us any more (or refuses the token): rejoin.
+                    return Err(Outcome::Lost(format!("{reason}; resume refused: {e}")));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(attempt, error = %e, "resume attempt failed");
+                    last = e.to_string();
+                }
+            }
+        }
+    }
+
+    /// After a `ReconnectResponse`: restart ICE on the publisher (the server restarts it on
+    /// the subscriber with its next offer), tell the server what we publish and receive
+    /// (`SyncState`), and restate our mute state.
+    async fn after_resume(
+        &mut self,
+        _reconnect: proto::ReconnectResponse,
+        media: &Media,
+        local: &Local,
+    ) -> Result<(), Outcome> {
+        // Candidates of the old ICE session are useless; new ones wait for the new
+        // descriptions.
+        self.remote_description = [false, false];
+        self.pending_candidates = [Vec::new(), Vec::new()];
+        let Some(t) = &self.transport else {
+            return Ok(());
+        };
+        let subscriber_offer = t.subscriber.remote_description().await;
+        let subscriber_answer = t.subscriber.local_description().await;
+        if subscriber_offer.is_some() {
+            // Until the server's ICE-restart offer arrives, the current one is in force.
+            self.remote_description[SUBSCRIBER as usize] = true;
+        }
+        let description = |d: RTCSessionDescription, kind: &str| proto::SessionDescription {
+            r#type: kind.to_owned(),
+            sdp: d.sdp,
+            ..Default::default()
+        };
+        let mut publish_tracks = Vec::new();
+        for (cid, sid, kind, muted) in [
+            (
+                CAMERA_CID,
+                &self.camera_sid,
+                proto::TrackType::Video,
+                !local.camera_enabled,
+            ),
+            (
+                MICROPHONE_CID,
+                &self.mic_sid,
+                proto::TrackType::Audio,
+                local.mic_muted,
+            ),
+        ] {
+            if let Some(sid) = sid {
+                publish_tracks.push(proto::TrackPublishedResponse {
+                    cid: cid.to_owned(),
+                    track: Some(proto::TrackInfo {
+                        sid: sid.clone(),
+                        r#type: kind as i32,
+                        muted,
+                        ..Default::default()
+                    }),
+                });
+            }
+        }
+        let data_channels = [&t.reliable, &t.lossy]
+            .iter()
+            .map(|dc| proto::DataChannelInfo {
+                label: dc.label().to_owned(),
+                id: u32::from(dc.id()),
+                target: PUBLISHER,
+            })
+            .collect();
+        let sync = proto::SyncState {
+            answer: subscriber_answer.map(|d| description(d, "answer")),
+            offer: subscriber_offer.map(|d| description(d, "offer")),
+            subscription: Some(proto::UpdateSubscription {
+                track_sids: self.remote.keys().cloned().collect(),
+                subscribe: true,
+                ..Default::default()
+            }),
+            publish_tracks,
+            data_channels,
+            ..Default::default()
+        };
+        if self.publisher_negotiated {
+            let options = webrtc::peer_connection::offer_answer_options::RTCOfferOptions {
+                ice_restart: true,
+                ..Default::default()
+            };
+            let t = self.transport.as_ref().expect("checked above");
+            let restart = async {
+                let offer = t.publisher.create_offer(Some(options)).await?;
+                t.publisher.set_local_description(offer.clone()).await?;
+                Ok::<_, webrtc::Error>(offer)
+            }
+            .await;
+            match restart {
+                Ok(offer) => self.send(Req::Offer(proto::SessionDescription {
+                    r#type: "offer".into(),
+                    sdp: offer.sdp,
+                    ..Default::default()
+                })),
+                Err(e) => {
+                    return Err(Outcome::Lost(format!(
+                        "cannot restart ICE on the publisher after a resume: {e}"
+                    )))
+                }
+            }
+        }
+        self.send(Req::SyncState(sync));
+        self.set_mic(media, local.mic_muted);
+        self.set_camera(media, local.camera_enabled);
+        self.send_track_settings(media);
+        Ok(())
     }
 
     fn set_mic(&self, media: &Media, muted: bool) {
@@ -788,7 +1023,7 @@ impl<'a> Connection<'a> {
             }
             Resp::RefreshToken(token) => {
                 tracing::debug!("access token refreshed");
-                self.creds.token = token;
+                self.link.creds.token = token;
             }
             Resp::Leave(leave) => {
                 use proto::leave_request::Action;
@@ -801,7 +1036,11 @@ impl<'a> Connection<'a> {
                     "the server asked us to leave"
                 );
                 return Some(match (action, reason) {
-                    (Action::Resume | Action::Reconnect, _) => Outcome::Lost(format!(
+                    (Action::Resume, _) => Outcome::Resume(format!(
+                        "server asked to resume ({})",
+                        reason.as_str_name()
+                    )),
+                    (Action::Reconnect, _) => Outcome::Lost(format!(
                         "server asked to reconnect ({})",
                         reason.as_str_name()
                     )),

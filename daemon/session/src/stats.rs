@@ -23,6 +23,10 @@ pub struct MediaStatus {
     pub rtp_packets_received: u64,
     /// Keyframes requested by viewers (PLI/FIR).
     pub keyframe_requests: u64,
+    /// Times the signalling connection was lost and the same participant resumed.
+    pub resumes: u64,
+    /// Times the meeting was rejoined from scratch (a resume was not possible).
+    pub rejoins: u64,
 }
 
 #[derive(Default)]
@@ -38,6 +42,8 @@ pub(crate) struct Shared {
     pub refs: Mutex<Refs>,
     pub rtp_packets_received: std::sync::atomic::AtomicU64,
     pub keyframe_requests: std::sync::atomic::AtomicU64,
+    pub resumes: std::sync::atomic::AtomicU64,
+    pub rejoins: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -53,6 +59,8 @@ impl Shared {
             encoder_report: refs.encoder_report.clone(),
             rtp_packets_received: self.rtp_packets_received.load(Relaxed),
             keyframe_requests: self.keyframe_requests.load(Relaxed),
+            resumes: self.resumes.load(Relaxed),
+            rejoins: self.rejoins.load(Relaxed),
         }
     }
 }

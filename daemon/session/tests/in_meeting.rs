@@ -197,3 +197,47 @@ async fn joining_and_leaving_many_times_does_not_leak_sockets() {
         "file descriptors grow with each call: {counts:?}"
     );
 }
+
+/// The `access_token` of a `/rtc` request line.
+fn token_of(request_line: &str) -> Option<String> {
+    let target = request_line.split_whitespace().nth(1)?;
+    let url = url::Url::parse(&format!("http://x{target}")).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test]
+async fn a_resume_uses_the_newest_token_the_server_sent() {
+    init_tracing();
+    // The server refreshes the token every second, as LiveKit does during long calls.
+    let sim = Sim::start(&["--token-refresh-s", "1"]);
+    let relay = Relay::start(&sim.addr).await;
+    let url = format!("{}/abc-defg-hij", relay.base);
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let room = start(request(1, &url, "Salle A"), sim_config(&url), tx);
+    expect_event(&mut events, 10, "Connected", |e| {
+        *e == SessionEvent::Connected
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    relay.cut_connections();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while room.media_status().resumes == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no resume in 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let requests = relay.requests();
+    let rtc: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.starts_with("GET /rtc?"))
+        .collect();
+    assert_eq!(rtc.len(), 2, "a join then a resume: {requests:?}");
+    assert!(rtc[1].contains("reconnect=1"), "{}", rtc[1]);
+    let (first, resumed) = (token_of(rtc[0]).unwrap(), token_of(rtc[1]).unwrap());
+    assert_ne!(
+        first, resumed,
+        "the resume must use the refreshed token, not the one from the Meet API"
+    );
+    assert_eq!(room.media_status().rejoins, 0);
+}

@@ -166,3 +166,94 @@ async fn a_host_muting_the_room_mutes_its_microphone_within_a_second_and_it_stay
         "stays muted"
     );
 }
+
+/// The sid the simulator knows the participant named `name` by.
+async fn sid_of(sim: &Sim, name: &str) -> Option<String> {
+    let list = sim.get("/sim/v1/rooms/abc-defg-hij/participants").await;
+    list["participants"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["sid"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_lost_signalling_connection_resumes_the_same_participant_and_media_keeps_flowing() {
+    init_tracing();
+    let sim = Sim::start(&[]);
+    // Room A reaches the meeting through a relay the test can cut; room B directly.
+    let relay = Relay::start(&sim.addr).await;
+    let url_a = format!("{}/abc-defg-hij", relay.base);
+    let url_b = sim.meeting_url("abc-defg-hij");
+    let (tx_a, mut a) = mpsc::unbounded_channel();
+    let (tx_b, mut b) = mpsc::unbounded_channel();
+    let room_a = start(request(1, &url_a, "Salle A"), media_config(&url_a), tx_a);
+    expect_event(&mut a, 20, "A Connected", |e| *e == SessionEvent::Connected).await;
+    let room_b = start(request(2, &url_b, "Salle B"), media_config(&url_b), tx_b);
+    expect_event(&mut b, 20, "B Connected", |e| *e == SessionEvent::Connected).await;
+    wait_frames(&room_b, 15, 30, "B").await;
+    wait_frames(&room_a, 15, 30, "A").await;
+    let sid_before = sid_of(&sim, "Salle A").await.expect("A in the meeting");
+    while b.try_recv().is_ok() {}
+
+    let cut = relay.cut_connections();
+    assert!(cut >= 1, "the signalling WebSocket goes through the relay");
+    let lost = std::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while room_a.media_status().resumes == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A did not resume within 15 s: {:#?}",
+            room_a.media_status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resumed_after = lost.elapsed();
+    assert!(
+        relay.requests().iter().any(|r| r.contains("reconnect=1")),
+        "a resume request went out: {:?}",
+        relay.requests()
+    );
+
+    // Same participant, both ways of media still flowing (after the ICE restarts).
+    let (frames_a, frames_b) = (
+        room_a.media_status().received_video_frames,
+        room_b.media_status().received_video_frames,
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status_a, status_b) = (room_a.media_status(), room_b.media_status());
+    assert!(
+        status_a.received_video_frames > frames_a + 15,
+        "A decodes B after the resume: {status_a:#?}"
+    );
+    assert!(
+        status_b.received_video_frames > frames_b + 15,
+        "B decodes A after the resume: {status_b:#?}"
+    );
+    assert_eq!(status_a.rejoins, 0, "no full rejoin: {status_a:#?}");
+    assert_eq!(
+        sid_of(&sim, "Salle A").await.as_deref(),
+        Some(sid_before.as_str()),
+        "A is still the same participant"
+    );
+    // B never saw A leave; A never reported a new connection or a failure.
+    while let Ok((_, event)) = b.try_recv() {
+        if let SessionEvent::Participants(list) = &event {
+            assert!(
+                list.iter().any(|p| p.name == "Salle A"),
+                "B saw A leave during the resume: {event:?}"
+            );
+        }
+    }
+    while let Ok((_, event)) = a.try_recv() {
+        assert!(
+            !matches!(event, SessionEvent::Connected | SessionEvent::Failed(_)),
+            "A reported {event:?} during a resume"
+        );
+    }
+    println!(
+        "resumed {resumed_after:?} after the signalling connection was cut; A decoded {} frames in the 4 s after, B {}",
+        status_a.received_video_frames - frames_a,
+        status_b.received_video_frames - frames_b
+    );
+}

@@ -288,3 +288,89 @@ pub async fn fake_meet(reply: impl Fn(&str) -> (u16, String) + Send + Sync + 'st
     });
     format!("http://{addr}")
 }
+
+/// A TCP relay in front of the simulator, standing for the network between the room and the
+/// meeting service: the test can cut every open connection (as a Wi-Fi roam or a NAT timeout
+/// would) and read the request lines that went through it. The simulator derives its LiveKit
+/// URL from the `Host` header, so the signalling WebSocket goes through the relay too, while
+/// the media (UDP, ICE) goes directly to the simulator and is not cut.
+pub struct Relay {
+    /// `http://127.0.0.1:<port>`: use it as the meeting's base URL.
+    pub base: String,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// Relays connections to `upstream` (`host:port`).
+    pub async fn start(upstream: &str) -> Relay {
+        use std::sync::{Arc, Mutex};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Default::default();
+        let requests: Arc<Mutex<Vec<String>>> = Default::default();
+        let upstream = upstream.to_owned();
+        let (conns, reqs) = (connections.clone(), requests.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let upstream = upstream.clone();
+                let reqs = reqs.clone();
+                let task = tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    // Record the request line of the first request on the connection.
+                    let mut head = vec![0u8; 8192];
+                    let n = client.read(&mut head).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    let text = String::from_utf8_lossy(&head[..n]);
+                    if let Some(line) = text.lines().next() {
+                        reqs.lock().unwrap().push(line.to_owned());
+                    }
+                    if server.write_all(&head[..n]).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                let mut list = conns.lock().unwrap();
+                list.retain(|t| !t.is_finished());
+                list.push(task);
+            }
+        });
+        Relay {
+            base,
+            connections,
+            requests,
+            accept,
+        }
+    }
+
+    /// Cuts every connection open now (both ends see a reset or an end of stream).
+    pub fn cut_connections(&self) -> usize {
+        let mut list = self.connections.lock().unwrap();
+        let open = list.iter().filter(|t| !t.is_finished()).count();
+        for task in list.drain(..) {
+            task.abort();
+        }
+        open
+    }
+
+    /// The request lines seen so far (`GET /rtc?access_token=…&reconnect=1… HTTP/1.1`).
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut_connections();
+    }
+}
