@@ -718,10 +718,6 @@ fn the_python_sdk_resumes_when_its_signalling_socket_drops_and_media_continues()
     let python = venv_python();
     enter_loopback_only_netns();
     let sim = SimServer::start(&["--admin-token", "host-secret"]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let peer = |name: &str| {
         Peer::start(
             &python,
@@ -758,19 +754,7 @@ fn the_python_sdk_resumes_when_its_signalling_socket_drops_and_media_continues()
     let sid = before["sid"].as_str().unwrap().to_owned();
 
     // The room's signalling socket is closed under it, without a LeaveRequest.
-    let status = rt.block_on(async {
-        reqwest::Client::new()
-            .post(format!(
-                "{}/sim/v1/rooms/abc-defg-hij/participants/{identity}/drop-signalling",
-                sim.url
-            ))
-            .bearer_auth("host-secret")
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    assert_eq!(status, 200);
+    drop_signalling(&sim, &identity);
     let dropped_at = std::time::Instant::now();
     let resumed = salle
         .wait_for(Duration::from_secs(20), |l| {
@@ -816,4 +800,107 @@ fn the_python_sdk_resumes_when_its_signalling_socket_drops_and_media_continues()
                 orateur.last()
             )
         });
+}
+
+/// Closes `identity`'s signalling socket through the admin API (no LeaveRequest).
+fn drop_signalling(sim: &SimServer, identity: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/sim/v1/rooms/abc-defg-hij/participants/{identity}/drop-signalling",
+                sim.url
+            ))
+            .bearer_auth("host-secret")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200, "drop-signalling of {identity}");
+}
+
+#[test]
+fn the_browser_resumes_when_its_signalling_socket_drops_and_media_continues() {
+    let python = venv_python();
+    require_chromium_and_livekit_client();
+    let _one_browser_at_a_time = media_lock();
+    enter_loopback_only_netns();
+    at_most_twice("browser resume", || {
+        let sim = SimServer::start(&["--admin-token", "host-secret"]);
+        let mut browser = Peer::start(
+            &python,
+            "chrome_peer.py",
+            &[
+                "--url",
+                &sim.url,
+                "--room",
+                "abc-defg-hij",
+                "--name",
+                "Navigateur",
+                "--seconds",
+                "60",
+                "--resolution",
+                "h360",
+            ],
+        );
+        let mut sdk = Peer::start(
+            &python,
+            "python_peer.py",
+            &[
+                "--url",
+                &sim.url,
+                "--room",
+                "abc-defg-hij",
+                "--name",
+                "Salle",
+                "--seconds",
+                "60",
+                "--fps",
+                "15",
+            ],
+        );
+        let browser_frames =
+            |l: &Value| browser_track(l, "video").map_or(0.0, |t| num(&t, "framesDecoded"));
+        let sdk_frames = |l: &Value| python_track(l, "video").map_or(0.0, |t| num(&t, "frames"));
+        let before = browser
+            .wait_for(Duration::from_secs(30), |l| browser_frames(l) >= 30.0)
+            .unwrap_or_else(|| panic!("the browser decoded no video: {}", browser.last()));
+        sdk.wait_for(Duration::from_secs(20), |l| sdk_frames(l) >= 30.0)
+            .unwrap_or_else(|| panic!("the Python SDK decoded no video: {}", sdk.last()));
+        let sid = before["sid"].as_str().unwrap().to_owned();
+        drop_signalling(&sim, before["identity"].as_str().unwrap());
+        let dropped_at = std::time::Instant::now();
+        let resumed = browser
+            .wait_for(Duration::from_secs(20), |l| {
+                num(l, "reconnected") >= 1.0 && l["phase"] == "connected"
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the browser did not resume: {}\n{}",
+                    browser.last(),
+                    sim.log()
+                )
+            });
+        println!("browser resumed within {:?}", dropped_at.elapsed());
+        assert_eq!(
+            resumed["sid"],
+            sid.as_str(),
+            "a resume keeps the participant"
+        );
+        let log = sim.log();
+        assert!(log.contains("participant resumed"), "{log}");
+        assert!(!log.contains("participant left"), "{log}");
+        let (mine, theirs) = (browser_frames(&resumed), sdk_frames(&sdk.last()));
+        browser
+            .wait_for(Duration::from_secs(15), |l| {
+                browser_frames(l) >= mine + 30.0
+            })
+            .unwrap_or_else(|| panic!("video stopped in the browser: {}", browser.last()));
+        sdk.wait_for(Duration::from_secs(15), |l| sdk_frames(l) >= theirs + 30.0)
+            .unwrap_or_else(|| panic!("the browser's video stopped: {}", sdk.last()));
+    });
 }
