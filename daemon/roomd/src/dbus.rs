@@ -206,9 +206,10 @@ impl RoomInterface {
     fn health(&self) -> Dict {
         let s = self.shared.read();
         let status = &s.status;
+        let calendar_stale = s.calendar.as_ref().is_some_and(|c| c.stale);
         let overall = if status.state.as_str() == "error" {
             "error"
-        } else if status.last_error.is_some() {
+        } else if status.last_error.is_some() || calendar_stale {
             "degraded"
         } else {
             "ok"
@@ -232,6 +233,18 @@ impl RoomInterface {
             entries.push(("retry_attempt", Value::from(retry.next_attempt)));
             entries.push(("retry_max_attempts", Value::from(retry.max_attempts)));
             entries.push(("retry_at_unix_ms", Value::from(at)));
+        }
+        if let Some(c) = &s.calendar {
+            entries.push(("calendar_sources", Value::from(c.sources)));
+            entries.push(("calendar_synced_at", Value::from(c.synced_at)));
+            entries.push(("calendar_stale", Value::from(c.stale)));
+            if let Some(e) = &c.error {
+                entries.push(("calendar_error", Value::from(e.as_str())));
+            }
+            entries.push((
+                "calendar_skipped_components",
+                Value::from(c.skipped_components),
+            ));
         }
         dict(entries)
     }
@@ -292,6 +305,15 @@ impl RoomInterface {
     /// A physical button was pressed: `join`, `leave`, `mute`, `camera`, `volume-up`, ...
     #[zbus(signal)]
     async fn button_pressed(emitter: &SignalEmitter<'_>, button: &str) -> zbus::Result<()>;
+
+    /// A booked meeting started while the room is in a call started by hand.
+    #[zbus(signal)]
+    async fn meeting_offered(
+        emitter: &SignalEmitter<'_>,
+        url: &str,
+        summary: &str,
+        start: i64,
+    ) -> zbus::Result<()>;
 }
 
 /// Publishes controller changes as D-Bus `PropertiesChanged` and signals.
@@ -330,6 +352,23 @@ impl Publisher for BusPublisher {
         let iface = self.iface.get().await;
         if let Err(e) = iface.media_changed(self.iface.signal_emitter()).await {
             tracing::warn!(error = %e, "could not emit PropertiesChanged for Media");
+        }
+    }
+
+    async fn next_meetings_changed(&self) {
+        let iface = self.iface.get().await;
+        if let Err(e) = iface
+            .next_meetings_changed(self.iface.signal_emitter())
+            .await
+        {
+            tracing::warn!(error = %e, "could not emit PropertiesChanged for NextMeetings");
+        }
+    }
+
+    async fn meeting_offered(&self, url: &str, summary: &str, start: i64) {
+        let emitter = self.iface.signal_emitter();
+        if let Err(e) = RoomInterface::meeting_offered(emitter, url, summary, start).await {
+            tracing::warn!(error = %e, "could not emit the MeetingOffered signal");
         }
     }
 

@@ -4,6 +4,7 @@
 //! systemd notification, and the room loop that drives the controller. Decisions live in
 //! `visio-room-core`; this binary only connects them to the world.
 
+mod calendar;
 mod dbus;
 mod demo;
 mod meeting;
@@ -42,6 +43,10 @@ struct Args {
     /// microphone (test sources when there are none), and print the meeting page's address.
     #[arg(long)]
     demo: bool,
+    /// Where the daemon keeps state across restarts, such as the last calendar fetched
+    /// (default: $STATE_DIRECTORY under systemd, else /var/lib/visio-room).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -137,8 +142,16 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
         retry_at_unix_ms: None,
         facts,
         media_live: None,
+        calendar: None,
     });
-    let room_loop = RoomLoop::new(policy, backend, config.room.name.clone(), shared.clone());
+    let mut room_loop = RoomLoop::new(policy, backend, config.room.name.clone(), shared.clone());
+    if let Some(room_calendar) = calendar::RoomCalendar::new(&config) {
+        let (updates_tx, updates_rx) = mpsc::channel(16);
+        let cache = calendar::cache_dir(args.state_dir.as_deref());
+        info!(sources = config.calendar.sources.len(), cache = %cache.display(), "following the room's calendar");
+        calendar::spawn_sources(&config.calendar, &config.room.name, &cache, updates_tx);
+        room_loop = room_loop.with_calendar(room_calendar, updates_rx);
+    }
 
     let (commands_tx, commands_rx) = mpsc::channel(32);
     let iface = RoomInterface::new(commands_tx.clone(), shared, allowed_hosts);

@@ -18,6 +18,7 @@ use visio_room_core::controller::{
     StatusField,
 };
 
+use crate::calendar::{CalendarHealth, CalendarStep, RoomCalendar, SourceUpdate};
 use crate::meeting::{MediaStatus, MeetingBackend, RunningSession, SessionRequest};
 
 /// A request to the room loop, answered on `reply`.
@@ -52,6 +53,8 @@ pub struct Snapshot {
     pub facts: Facts,
     /// Live media counters of the running session, refreshed every second.
     pub media_live: Option<MediaStatus>,
+    /// The calendar's health, when the room has a calendar.
+    pub calendar: Option<CalendarHealth>,
 }
 
 /// The snapshot shared between the loop (writer) and the D-Bus interface (readers).
@@ -80,6 +83,10 @@ pub trait Publisher {
     async fn error(&self, failure: &Failure);
     /// The live media counters changed.
     async fn media_changed(&self);
+    /// `NextMeetings` changed.
+    async fn next_meetings_changed(&self);
+    /// A booked meeting is offered while a call started by hand goes on.
+    async fn meeting_offered(&self, url: &str, summary: &str, start: i64);
 }
 
 /// The loop's state. Build with [`RoomLoop::new`], run with [`RoomLoop::run`].
@@ -92,6 +99,9 @@ pub struct RoomLoop<B: MeetingBackend> {
     events_tx: crate::meeting::SessionEvents,
     events_rx: mpsc::UnboundedReceiver<(SessionId, SessionEvent)>,
     leave_timeout: Duration,
+    calendar: Option<RoomCalendar>,
+    calendar_updates: mpsc::Receiver<SourceUpdate>,
+    calendar_wake: Option<Instant>,
 }
 
 impl<B: MeetingBackend> RoomLoop<B> {
@@ -109,7 +119,21 @@ impl<B: MeetingBackend> RoomLoop<B> {
             events_tx,
             events_rx,
             leave_timeout: policy.leave_timeout,
+            calendar: None,
+            calendar_updates: mpsc::channel(1).1,
+            calendar_wake: None,
         }
+    }
+
+    /// Follows `calendar`, whose sources report on `updates` ([`crate::calendar::spawn_sources`]).
+    pub fn with_calendar(
+        mut self,
+        calendar: RoomCalendar,
+        updates: mpsc::Receiver<SourceUpdate>,
+    ) -> Self {
+        self.calendar = Some(calendar);
+        self.calendar_updates = updates;
+        self
     }
 
     /// Runs until `shutdown` resolves, then leaves any meeting (bounded by the leave timeout).
@@ -146,8 +170,17 @@ impl<B: MeetingBackend> RoomLoop<B> {
                     }
                 }
                 _ = media_tick.tick() => self.refresh_media(&publisher).await,
+                Some(update) = self.calendar_updates.recv(), if self.calendar.is_some() => {
+                    if let Some(calendar) = self.calendar.as_mut() {
+                        calendar.apply(update, SystemTime::now());
+                    }
+                }
+                _ = sleep_until(self.calendar_wake), if self.calendar_wake.is_some() => {}
                 () = &mut shutdown => break,
             }
+            // Whatever happened may change what the calendar wants (a meeting ended, the room
+            // is alone, the calendar changed, or its time came).
+            self.follow_calendar(&publisher).await;
         }
         self.leave_before_exit(&publisher).await;
     }
@@ -241,6 +274,65 @@ impl<B: MeetingBackend> RoomLoop<B> {
         self.sessions.retain(|k, _| Some(*k) == live);
     }
 
+    /// Asks the calendar what to do now and does it; publishes `NextMeetings` and the calendar's
+    /// health when they change.
+    async fn follow_calendar<P: Publisher>(&mut self, publisher: &P) {
+        let Some(calendar) = self.calendar.as_mut() else {
+            return;
+        };
+        let now_utc = chrono::Utc::now();
+        let (steps, wake) = calendar.decide(now_utc, self.controller.status());
+        self.calendar_wake = wake.map(|at| {
+            let wait = (at - now_utc).to_std().unwrap_or_default();
+            Instant::now() + wait
+        });
+        let next = calendar.next_meetings(now_utc);
+        let health = calendar.health(SystemTime::now());
+        let (next_changed, health_changed) = {
+            let mut snapshot = self.shared.read();
+            let next_changed = snapshot.facts.next_meetings != next;
+            let health_changed = snapshot.calendar.as_ref() != Some(&health);
+            snapshot.facts.next_meetings = next;
+            snapshot.calendar = Some(health);
+            (next_changed, health_changed)
+        };
+        if next_changed {
+            publisher.next_meetings_changed().await;
+        }
+        if health_changed {
+            publisher.changed(&[StatusField::Health]).await;
+        }
+        for step in steps {
+            let outcome = match step {
+                CalendarStep::Join { url } => {
+                    let input = Input::Join {
+                        url,
+                        source: Source::Schedule,
+                    };
+                    self.feed(input, publisher).await
+                }
+                CalendarStep::Leave => {
+                    let input = Input::Leave {
+                        source: Source::Schedule,
+                    };
+                    self.feed(input, publisher).await
+                }
+                CalendarStep::Offer {
+                    url,
+                    summary,
+                    start,
+                } => {
+                    info!(%url, "offering a booked meeting: the room is in a call started by hand");
+                    publisher.meeting_offered(&url, &summary, start).await;
+                    Ok(())
+                }
+            };
+            if let Err(refusal) = outcome {
+                warn!(%refusal, "the controller refused the calendar's step");
+            }
+        }
+    }
+
     async fn refresh_media<P: Publisher>(&self, publisher: &P) {
         let live = self
             .controller
@@ -293,6 +385,11 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_s(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Milliseconds since the Unix epoch.
