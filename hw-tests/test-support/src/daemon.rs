@@ -83,22 +83,37 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon on `bus` with `config` and waits until it answers on the bus.
     pub fn with_config(bus: &Bus, config: &RoomConfig) -> Result<Daemon> {
+        Self::with_config_and_env(bus, config, &[])
+    }
+
+    /// Like [`Daemon::with_config`], with extra environment variables (e.g. the
+    /// `MALLOC_ARENA_MAX=2` the systemd unit sets).
+    pub fn with_config_and_env(
+        bus: &Bus,
+        config: &RoomConfig,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let dir = tempfile::tempdir().map_err(Error::io("create a temporary directory"))?;
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config.to_toml())
             .map_err(Error::io(format!("write {}", path.display())))?;
         let path = path.to_string_lossy().into_owned();
-        Self::spawn(bus, &["--config", &path], dir)
+        Self::spawn(bus, &["--config", &path], env, dir)
     }
 
     /// Starts the daemon on `bus` with command-line arguments `extra` (e.g. `--config FILE`)
     /// and waits until it answers on the bus.
     pub fn start(bus: &Bus, extra: &[&str]) -> Result<Daemon> {
         let dir = tempfile::tempdir().map_err(Error::io("create a temporary directory"))?;
-        Self::spawn(bus, extra, dir)
+        Self::spawn(bus, extra, &[], dir)
     }
 
-    fn spawn(bus: &Bus, extra: &[&str], dir: tempfile::TempDir) -> Result<Daemon> {
+    fn spawn(
+        bus: &Bus,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+    ) -> Result<Daemon> {
         let log = dir.path().join("visio-roomd.log");
         let stderr =
             std::fs::File::create(&log).map_err(Error::io(format!("create {}", log.display())))?;
@@ -108,6 +123,7 @@ impl Daemon {
                 "RUST_LOG",
                 std::env::var("VISIO_ROOMD_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .arg("--session-bus")
             .args(extra)
             .stdout(Stdio::null())
