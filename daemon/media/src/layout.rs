@@ -8,6 +8,10 @@
 //! - Else an even grid, as square as possible, filled row by row.
 //!
 //! Each video is then fitted into its cell keeping its aspect ratio ([`fit`]).
+//!
+//! At most a configured number of videos are shown ([`shown`]): the screen share and the
+//! active speaker first, then the others in arrival order. The rest are not drawn, and the
+//! session tells the SFU not to send them.
 
 /// A rectangle on the canvas, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +35,31 @@ pub enum TileRole {
     ActiveSpeaker,
     /// A shared screen.
     ScreenShare,
+}
+
+/// Which tiles are drawn when at most `max` videos fit on the display: the first screen share
+/// and the active speaker always (when `max` allows), then the other tiles in order.
+pub fn shown(tiles: &[TileRole], max: usize) -> Vec<bool> {
+    let mut shown = vec![false; tiles.len()];
+    let mut left = max;
+    let first_share = tiles.iter().position(|t| *t == TileRole::ScreenShare);
+    let speaker = tiles.iter().position(|t| *t == TileRole::ActiveSpeaker);
+    for i in first_share.into_iter().chain(speaker) {
+        if left > 0 && !shown[i] {
+            shown[i] = true;
+            left -= 1;
+        }
+    }
+    for flag in shown.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        if !*flag {
+            *flag = true;
+            left -= 1;
+        }
+    }
+    shown
 }
 
 /// The cell of each tile (same order as `tiles`) on a `width`×`height` canvas.
@@ -218,6 +247,21 @@ mod tests {
         let cells = arrange(1600, 900, &[TileRole::ActiveSpeaker, TileRole::ScreenShare]);
         assert_eq!(cells[1].width, 1200);
         assert_eq!(cells[0].x, 1200);
+    }
+
+    #[test]
+    fn beyond_the_maximum_the_share_and_the_speaker_are_shown_before_the_others() {
+        use TileRole::*;
+        assert_eq!(shown(&[Camera, Camera], 9), vec![true, true]);
+        assert_eq!(
+            shown(&[Camera, Camera, ActiveSpeaker, ScreenShare], 2),
+            vec![false, false, true, true]
+        );
+        assert_eq!(
+            shown(&[Camera, ActiveSpeaker, Camera], 2),
+            vec![true, true, false]
+        );
+        assert_eq!(shown(&[Camera, Camera], 0), vec![false, false]);
     }
 
     #[test]

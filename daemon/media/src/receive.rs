@@ -115,6 +115,8 @@ pub struct ReceiverConfig {
     /// The decoder per codec, from [`crate::probe::probe_video_decoders`]; the default is
     /// the software decoders.
     pub decoders: DecoderChoice,
+    /// Most remote videos drawn at once (the rest are not shown, see [`layout::shown`]).
+    pub max_videos: usize,
 }
 
 impl Default for ReceiverConfig {
@@ -128,6 +130,7 @@ impl Default for ReceiverConfig {
             jitter_latency_ms: 150,
             max_decode_errors: 300,
             decoders: DecoderChoice::default(),
+            max_videos: 9,
         }
     }
 }
@@ -153,6 +156,13 @@ pub enum ReceiverEvent {
     Failed {
         /// The GStreamer error.
         reason: String,
+    },
+    /// Where the remote videos are drawn changed (a video came or went, the active speaker
+    /// changed, a video's size became known): every video track with its rectangle on the
+    /// canvas, `None` when it is not shown. The session tells the SFU these sizes.
+    LayoutChanged {
+        /// `(track id, rectangle or None)`, in arrival order.
+        tiles: Vec<(String, Option<layout::Rect>)>,
     },
 }
 
@@ -228,6 +238,8 @@ struct State {
     failed: Vec<(String, String)>,
     error: Option<String>,
     next_bin: u64,
+    /// The last layout reported with [`ReceiverEvent::LayoutChanged`].
+    reported: Vec<(String, Option<layout::Rect>)>,
 }
 
 struct Shared {
@@ -333,6 +345,7 @@ impl Receiver {
                 failed: Vec::new(),
                 error: None,
                 next_bin: 0,
+                reported: Vec::new(),
             }),
             layout_dirty: AtomicBool::new(false),
             total_frames: Arc::new(AtomicU64::new(0)),
@@ -505,13 +518,13 @@ impl Receiver {
         self.shared.layout_dirty.store(true, Ordering::Release);
     }
 
-    /// Where each video track is drawn on the canvas now: `(track id, rectangle)`.
+    /// Where each shown video track is drawn on the canvas now: `(track id, rectangle)`.
     pub fn layout(&self) -> Vec<(String, layout::Rect)> {
         let state = self.shared.lock();
         state
             .tracks
             .iter()
-            .filter(|t| t.info.codec.is_video())
+            .filter(|t| t.info.codec.is_video() && t.mixer_pad.property::<f64>("alpha") > 0.0)
             .map(|t| {
                 let r = layout::Rect {
                     x: t.mixer_pad.property::<i32>("xpos"),
@@ -598,7 +611,7 @@ impl Shared {
     }
 
     fn apply_layout(&self) {
-        let state = self.lock();
+        let mut state = self.lock();
         let videos: Vec<&Track> = state
             .tracks
             .iter()
@@ -616,19 +629,47 @@ impl Shared {
                 }
             })
             .collect();
-        let cells = layout::arrange(self.config.width as i32, self.config.height as i32, &roles);
-        for (track, cell) in videos.iter().zip(cells) {
+        let shown = layout::shown(&roles, self.config.max_videos);
+        let shown_roles: Vec<TileRole> = roles
+            .iter()
+            .zip(&shown)
+            .filter(|(_, s)| **s)
+            .map(|(r, _)| *r)
+            .collect();
+        let mut cells = layout::arrange(
+            self.config.width as i32,
+            self.config.height as i32,
+            &shown_roles,
+        )
+        .into_iter();
+        let mut tiles = Vec::with_capacity(videos.len());
+        for (track, is_shown) in videos.iter().zip(&shown) {
+            let pad = &track.mixer_pad;
+            let cell = if *is_shown { cells.next() } else { None };
+            let Some(cell) = cell else {
+                // Not drawn (its branch still decodes whatever arrives).
+                pad.set_property("alpha", 0.0f64);
+                tiles.push((track.info.id.clone(), None));
+                continue;
+            };
             let c = &track.counters;
             let size = (
                 c.width.load(Ordering::Relaxed),
                 c.height.load(Ordering::Relaxed),
             );
             let r = layout::fit(cell, Some(size));
-            let pad = &track.mixer_pad;
+            pad.set_property("alpha", 1.0f64);
             pad.set_property("xpos", r.x);
             pad.set_property("ypos", r.y);
             pad.set_property("width", r.width);
             pad.set_property("height", r.height);
+            tiles.push((track.info.id.clone(), Some(r)));
+        }
+        drop(videos);
+        if state.reported != tiles {
+            state.reported = tiles.clone();
+            drop(state);
+            let _ = self.events.send(ReceiverEvent::LayoutChanged { tiles });
         }
     }
 

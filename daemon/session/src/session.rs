@@ -437,6 +437,11 @@ struct Connection<'a> {
     pending_candidates: [Vec<String>; 2],
     remote_description: [bool; 2],
     remote: HashMap<String, RemoteInfo>,
+    /// The receiver's latest layout: each remote video with where it is drawn (`None`: not
+    /// shown).
+    tiles: Vec<(String, Option<visio_room_media::layout::Rect>)>,
+    /// What the SFU was last told per video track: `None` disabled, else the size.
+    track_settings: HashMap<String, Option<(u32, u32)>>,
 }
 
 impl<'a> Connection<'a> {
@@ -471,6 +476,8 @@ impl<'a> Connection<'a> {
             pending_candidates: [Vec::new(), Vec::new()],
             remote_description: [false, false],
             remote: HashMap::new(),
+            tiles: Vec::new(),
+            track_settings: HashMap::new(),
         }
     }
 
@@ -831,7 +838,9 @@ impl<'a> Connection<'a> {
         self.send(Req::SyncState(sync));
         self.set_mic(media, local.mic_muted);
         self.set_camera(media, local.camera_enabled);
-        self.send_track_settings(media);
+        // Say every track's setting again on the new connection.
+        self.track_settings.clear();
+        self.send_track_settings().await;
         Ok(())
     }
 
@@ -1269,7 +1278,7 @@ impl<'a> Connection<'a> {
             },
         );
         if codec.is_video() {
-            self.send_track_settings(media);
+            self.send_track_settings().await;
             // Like browsers, ask for a keyframe as soon as a video arrives (the decoder cannot
             // start on a delta frame; the publisher's next periodic keyframe may be seconds
             // away), and again shortly after in case the first request raced the SFU's setup.
@@ -1291,22 +1300,37 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Tells the SFU the size each remote video is actually shown at.
-    fn send_track_settings(&self, media: &Media) {
-        let Some(receiver) = &media.receiver else {
-            return;
-        };
-        for (id, rect) in receiver.layout() {
-            if !self.remote.contains_key(&id) {
+    /// Tells the SFU the size each remote video is actually drawn at, and to stop sending the
+    /// videos that are not shown (`UpdateTrackSettings`), for the tracks whose setting
+    /// changed since last said. A video shown again gets a keyframe request.
+    async fn send_track_settings(&mut self) {
+        let mut wanted = Vec::new();
+        for (id, rect) in &self.tiles {
+            if !self.remote.contains_key(id) {
                 continue;
             }
+            let setting = rect.map(|r| (r.width.max(1) as u32, r.height.max(1) as u32));
+            if self.track_settings.get(id) != Some(&setting) {
+                wanted.push((id.clone(), setting));
+            }
+        }
+        for (id, setting) in wanted {
+            let was_disabled = self.track_settings.get(&id) == Some(&None);
+            let (width, height) = setting.unwrap_or((0, 0));
+            tracing::debug!(track = %id, ?setting, "track settings");
             self.send(Req::TrackSetting(proto::UpdateTrackSettings {
-                track_sids: vec![id],
-                disabled: false,
-                width: rect.width.max(1) as u32,
-                height: rect.height.max(1) as u32,
+                track_sids: vec![id.clone()],
+                disabled: setting.is_none(),
+                width,
+                height,
                 ..Default::default()
             }));
+            if was_disabled && setting.is_some() {
+                if let (Some(info), Some(t)) = (self.remote.get(&id), &self.transport) {
+                    t.request_keyframe(info.ssrc).await;
+                }
+            }
+            self.track_settings.insert(id, setting);
         }
     }
 
@@ -1322,6 +1346,10 @@ impl<'a> Connection<'a> {
             }
             Some(ReceiverEvent::Failed { reason }) => {
                 tracing::error!(%reason, "remote media playback failed");
+            }
+            Some(ReceiverEvent::LayoutChanged { tiles }) => {
+                self.tiles = tiles;
+                self.send_track_settings().await;
             }
             None => {}
         }

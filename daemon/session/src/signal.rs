@@ -322,6 +322,11 @@ async fn pump<S>(
                     }
                     if leaving {
                         let _ = sink.close().await;
+                        // Read until the server closes too: dropping the socket with unread
+                        // data in it makes the kernel reset the connection, and the server may
+                        // then lose our Leave (and keep us as a ghost for its resume window).
+                        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+                        let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
                         break "left".to_owned();
                     }
                 }

@@ -257,3 +257,77 @@ async fn a_lost_signalling_connection_resumes_the_same_participant_and_media_kee
         status_b.received_video_frames - frames_b
     );
 }
+
+/// What the simulator was told about `subscriber`'s view of the video of `publisher`:
+/// `(disabled, width, height)`.
+async fn video_setting(sim: &Sim, publisher: &str, subscriber: &str) -> Option<(bool, u64, u64)> {
+    let list = sim.get("/sim/v1/rooms/abc-defg-hij/participants").await;
+    let people = list["participants"].as_array()?;
+    let identity = people.iter().find(|p| p["name"] == subscriber)?["identity"].clone();
+    let track = people.iter().find(|p| p["name"] == publisher)?["tracks"]
+        .as_array()?
+        .iter()
+        .find(|t| t["kind"] == "video")?
+        .clone();
+    let s = track["subscriptions"]
+        .as_array()?
+        .iter()
+        .find(|s| s["identity"] == identity)?
+        .clone();
+    Some((
+        s["disabled"].as_bool()?,
+        s["width"].as_u64()?,
+        s["height"].as_u64()?,
+    ))
+}
+
+async fn wait_setting(sim: &Sim, publisher: &str, subscriber: &str, want: (bool, u64, u64)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = video_setting(sim, publisher, subscriber).await;
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{subscriber}'s setting for {publisher}'s video: {got:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_sfu_is_told_the_size_each_video_is_drawn_at_and_to_stop_sending_hidden_ones() {
+    init_tracing();
+    let sim = Sim::start(&[]);
+    let url = sim.meeting_url("abc-defg-hij");
+    // B's display (320×240) shows one video at most.
+    let mut viewer = media_config(&url);
+    if let Some(m) = viewer.media.as_mut() {
+        m.receiver.max_videos = 1;
+    }
+    let (tx_a, mut a) = mpsc::unbounded_channel();
+    let (tx_b, mut b) = mpsc::unbounded_channel();
+    let (tx_c, mut c) = mpsc::unbounded_channel();
+    let room_b = start(request(2, &url, "Salle B"), viewer, tx_b);
+    expect_event(&mut b, 20, "B Connected", |e| *e == SessionEvent::Connected).await;
+    let room_a = start(request(1, &url, "Salle A"), media_config(&url), tx_a);
+    expect_event(&mut a, 20, "A Connected", |e| *e == SessionEvent::Connected).await;
+    // A's 4:3 video fills B's 4:3 display.
+    wait_setting(&sim, "Salle A", "Salle B", (false, 320, 240)).await;
+    wait_frames(&room_b, 10, 30, "B").await;
+
+    let room_c = start(request(3, &url, "Salle C"), media_config(&url), tx_c);
+    expect_event(&mut c, 20, "C Connected", |e| *e == SessionEvent::Connected).await;
+    // C arrives second: not shown, so not sent; A stays on the whole display.
+    wait_setting(&sim, "Salle C", "Salle B", (true, 0, 0)).await;
+    wait_setting(&sim, "Salle A", "Salle B", (false, 320, 240)).await;
+
+    // A leaves: C takes the display, is sent again, and B decodes it.
+    drop(room_a);
+    expect_event(&mut a, 10, "A Stopped", |e| *e == SessionEvent::Stopped).await;
+    wait_setting(&sim, "Salle C", "Salle B", (false, 320, 240)).await;
+    let before = room_b.media_status().received_video_frames;
+    wait_frames(&room_b, before + 15, 20, "B (C's video after A left)").await;
+    drop(room_c);
+}
