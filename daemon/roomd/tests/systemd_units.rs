@@ -504,6 +504,7 @@ fn tmpfiles_creates_private_state_and_config_directories() {
         );
     };
     check("etc/visio-room", 0, daemon_gid, 0o750);
+    check("etc/visio-room/secrets", 0, daemon_gid, 0o750);
     check("var/lib/visio-room", daemon_uid, daemon_gid, 0o750);
     // An existing, world-readable config.toml (it may hold calendar credentials) is fixed up.
     let config = dir.path().join("etc/visio-room/config.toml");
