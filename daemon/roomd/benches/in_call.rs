@@ -25,8 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use visio_room_test_support::{
-    enter_loopback_only_netns, media_lock, quantile, usage, venv_python, Bus, Daemon, Peer, Result,
-    RoomConfig, Sim,
+    enter_loopback_only_netns, media_lock, quantile, thread_cpu_seconds, usage, venv_python, Bus,
+    Daemon, Peer, Result, RoomConfig, Sim,
 };
 
 const ROOM_NAME: &str = "Salle Mesure";
@@ -45,6 +45,26 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The `n` thread names that used the most CPU between two [`thread_cpu_seconds`] readings, as
+/// "name N %" over `elapsed` seconds.
+fn top_threads(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    elapsed: f64,
+    n: usize,
+) -> String {
+    let mut used: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .collect();
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    used.iter()
+        .take(n)
+        .map(|(k, v)| format!("{k} {:.0} %", 100.0 * v / elapsed))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What one call at one size measured.
 struct CallRow {
     size: String,
@@ -61,6 +81,7 @@ struct CallRow {
     sim_cpu_percent: f64,
     mid_call_ms: u64,
     video_kbps: f64,
+    threads: String,
 }
 
 /// One call: the measuring client waits in the meeting, the room joins, then `seconds` of
@@ -100,6 +121,7 @@ fn run_call(sim: &Sim, slug: &str, width: u32, height: u32, seconds: u64) -> Res
             .unwrap_or(0))
     };
     let bytes0 = video_bytes(sim)?;
+    let threads0 = thread_cpu_seconds(daemon.pid());
     let (u0, s0, t0) = (daemon.usage()?, sim.usage()?, Instant::now());
     let mut latencies: Vec<u32> = Vec::new();
     let deadline = t0 + Duration::from_secs(seconds);
@@ -115,6 +137,7 @@ fn run_call(sim: &Sim, slug: &str, width: u32, height: u32, seconds: u64) -> Res
         }
     }
     let (u1, s1, elapsed) = (daemon.usage()?, sim.usage()?, t0.elapsed().as_secs_f64());
+    let threads = top_threads(&threads0, &thread_cpu_seconds(daemon.pid()), elapsed, 8);
     let status1 = bus.status()?;
     let video_kbps = (video_bytes(sim)? - bytes0) as f64 * 8.0 / 1000.0 / elapsed;
     // A participant joining mid-call: from its connection to the room's first decoded frame
@@ -147,6 +170,7 @@ fn run_call(sim: &Sim, slug: &str, width: u32, height: u32, seconds: u64) -> Res
         sim_cpu_percent: 100.0 * (s1.cpu_seconds - s0.cpu_seconds) / elapsed,
         mid_call_ms,
         video_kbps,
+        threads,
     };
     bus.ctl_ok(&["leave"])?;
     bus.wait_status(10, "idle", |s| s["state"] == "idle")?;
@@ -296,6 +320,10 @@ fn main() -> Result<()> {
             "| {}, visio-sim forwarding (context) | {:.0} | |",
             c.size, c.sim_cpu_percent
         );
+    }
+    println!();
+    for (c, _) in &calls {
+        println!("{}: visio-roomd's busiest threads: {}", c.size, c.threads);
     }
     // As under systemd (the unit caps glibc's malloc arenas), and with glibc's default.
     let capped = run_cycles(&sim, "mesure-cycles", cycles, &[("MALLOC_ARENA_MAX", "2")])?;

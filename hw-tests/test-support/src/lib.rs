@@ -32,7 +32,7 @@ pub use peers::{
     enter_loopback_only_netns, media_lock, picture_clock_script, require_chromium, sim_peer_script,
     venv_python, Peer,
 };
-pub use process::{terminate, usage, ProcessUsage};
+pub use process::{terminate, thread_cpu_seconds, usage, ProcessUsage};
 pub use sim::{Sim, ADMIN_TOKEN};
 
 /// Quantile `q` (0–1) of `samples` (sorted here), nearest rank; `None` when empty.

@@ -37,6 +37,39 @@ pub fn usage(pid: u32) -> Result<ProcessUsage> {
     })
 }
 
+/// CPU seconds per thread name of process `pid` (digits stripped from names, so that worker
+/// pools add up), from `/proc/PID/task`.
+pub fn thread_cpu_seconds(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name: String = stat[open + 1..close]
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15; `fields` starts at field 3.
+        *by_name.entry(name).or_insert(0.0) += (ticks(11) + ticks(12)) as f64 / hz;
+    }
+    by_name
+}
+
 /// Sends SIGTERM to `pid`.
 pub fn terminate(pid: u32) {
     // SAFETY: kill(2) with a pid we started; a stale pid only yields ESRCH.
