@@ -176,3 +176,33 @@ fn the_official_python_sdk_reads_the_time_drawn_into_the_rooms_picture() -> Resu
     );
     Ok(())
 }
+
+#[test]
+fn a_participant_joining_mid_call_sees_the_room_within_a_second() -> Result<()> {
+    // The room is in the call and sending; a newcomer subscribes. The room must answer the
+    // newcomer's keyframe request (PLI) at once, or the newcomer waits for the next periodic
+    // keyframe. Measured from the newcomer's connection to its first decoded frame.
+    venv_python()?;
+    let _one_media_test_at_a_time = media_lock()?;
+    enter_loopback_only_netns()?;
+    let sim = Sim::start(&[])?;
+    let bus = Bus::start()?;
+    let config = RoomConfig::new("Salle Ouverte", sim.host()).sending(640, 360, 15);
+    let _daemon = Daemon::with_config(&bus, &config)?;
+    bus.ctl_ok(&["join", &sim.meeting_url(ROOM)])?;
+    bus.wait_status(30, "the room sending video", |s| {
+        s["state"] == "in-call" && count(s, "sending_video_frames") > 30
+    })?;
+    let mut newcomer = Peer::picture_clock(&sim.origin, ROOM, "Salle Ouverte", 40)?;
+    let seen = newcomer.expect(30, "the room's first frame at the newcomer", |l| {
+        l["first_frame_unix_ms"].as_u64().is_some()
+    })?;
+    let waited = seen["first_frame_unix_ms"].as_u64().unwrap_or(0)
+        - seen["connected_unix_ms"].as_u64().unwrap_or(0);
+    println!("newcomer: connected → first frame of the room {waited} ms");
+    assert!(
+        waited < 1000,
+        "the newcomer waited {waited} ms for the room's video"
+    );
+    Ok(())
+}
