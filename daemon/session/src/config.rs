@@ -30,6 +30,9 @@ pub struct SessionConfig {
     pub resume_budget: Duration,
     /// Restrict ICE to loopback addresses (tests and single-machine demos with `visio-sim`).
     pub ice_loopback_only: bool,
+    /// The lowest video bitrate the congestion controller may choose, bit/s (the highest is
+    /// the configured encoder bitrate, `media.video.encoder.bitrate_bps`).
+    pub min_video_bitrate_bps: u32,
     /// The media to send and receive; `None` joins without media (signalling and peer
     /// connections only), which diagnostics and signalling tests use.
     pub media: Option<MediaSettings>,
@@ -45,6 +48,7 @@ impl Default for SessionConfig {
             reconnect_budget: Duration::from_secs(60),
             resume_budget: Duration::from_secs(8),
             ice_loopback_only: false,
+            min_video_bitrate_bps: 150_000,
             media: None,
         }
     }

@@ -16,6 +16,7 @@
 //! retries across attempts (the controller owns those), GStreamer, or configuration files.
 
 pub mod config;
+pub mod congestion;
 pub mod meet;
 pub mod rtc;
 mod session;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use livekit_protocol as proto;
 use tokio::sync::mpsc;
-use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::interceptor_registry::{
+    configure_twcc_sender_only, register_default_interceptors,
+};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
@@ -26,6 +28,9 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use webrtc::rtcp::receiver_report::ReceiverReport;
+use webrtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
 };
@@ -117,6 +122,9 @@ impl Apis {
             RTPCodecType::Audio,
         )?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        // Number our packets transport-wide so the SFU's TWCC feedback tells which were lost
+        // (the bitrate controller's loss signal, see `congestion`).
+        let registry = configure_twcc_sender_only(registry, &mut media)?;
         let publisher = APIBuilder::new()
             .with_media_engine(media)
             .with_interceptor_registry(registry)
@@ -166,6 +174,23 @@ pub enum RtcEvent {
     Data(Bytes),
     /// A viewer asked for a keyframe of our video (PLI/FIR forwarded by the SFU).
     KeyframeRequested,
+    /// The SFU's RTCP receiver report about our video.
+    VideoReport {
+        /// Fraction lost since the previous report (RTCP scale: 256 = 100 %).
+        fraction_lost: u8,
+        /// Round-trip time, when our sender reports make it computable.
+        rtt_ms: Option<u32>,
+    },
+    /// The SFU's REMB: the most it wants us to send, bit/s.
+    Remb(f32),
+    /// The SFU's transport-wide congestion control feedback: of `reported` packets,
+    /// `received` arrived.
+    TransportFeedback {
+        /// Packets the feedback covers.
+        reported: u32,
+        /// Of which arrived.
+        received: u32,
+    },
 }
 
 /// One participant connection's peer connections.
@@ -269,13 +294,53 @@ impl Transport {
             let tx = events.clone();
             let is_video = *is_video;
             tokio::spawn(async move {
+                let ssrc = sender
+                    .get_parameters()
+                    .await
+                    .encodings
+                    .first()
+                    .map(|e| e.ssrc);
                 while let Ok((packets, _)) = sender.read_rtcp().await {
-                    let wants_keyframe = packets.iter().any(|p| {
+                    let mut wants_keyframe = false;
+                    for p in &packets {
                         let any = p.as_any();
-                        any.downcast_ref::<PictureLossIndication>().is_some()
+                        // Transport-wide: it may come through the audio sender too.
+                        if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+                            let _ = tx.send(RtcEvent::TransportFeedback {
+                                reported: u32::from(cc.packet_status_count),
+                                received: cc.recv_deltas.len() as u32,
+                            });
+                            continue;
+                        }
+                        if !is_video {
+                            continue;
+                        }
+                        if any.downcast_ref::<PictureLossIndication>().is_some()
                             || any.downcast_ref::<FullIntraRequest>().is_some()
-                    });
-                    if is_video && wants_keyframe && tx.send(RtcEvent::KeyframeRequested).is_err() {
+                        {
+                            wants_keyframe = true;
+                        } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                            for r in rr
+                                .reports
+                                .iter()
+                                .filter(|r| ssrc.is_none_or(|s| s == r.ssrc))
+                            {
+                                let _ = tx.send(RtcEvent::VideoReport {
+                                    fraction_lost: r.fraction_lost,
+                                    rtt_ms: crate::congestion::rtt_from_report(
+                                        std::time::SystemTime::now(),
+                                        r.last_sender_report,
+                                        r.delay,
+                                    ),
+                                });
+                            }
+                        } else if let Some(remb) =
+                            any.downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+                        {
+                            let _ = tx.send(RtcEvent::Remb(remb.bitrate));
+                        }
+                    }
+                    if wants_keyframe && tx.send(RtcEvent::KeyframeRequested).is_err() {
                         break;
                     }
                 }

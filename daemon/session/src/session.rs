@@ -25,6 +25,7 @@ use webrtc::track::track_remote::TrackRemote;
 use webrtc::util::Marshal;
 
 use crate::config::SessionConfig;
+use crate::congestion::BitrateController;
 use crate::meet::{Credentials, MeetClient, MeetingTarget};
 use crate::rtc::{candidate_allowed, Apis, RtcEvent, Transport, PUBLISHER, SUBSCRIBER};
 use crate::signal::{self, Inbound, Mode, Opened, Signal};
@@ -64,6 +65,10 @@ struct Media {
     camera_track: Option<Arc<TrackLocalStaticRTP>>,
     mic_track: Option<Arc<TrackLocalStaticRTP>>,
     pumps: Vec<tokio::task::JoinHandle<()>>,
+    /// Sets the video encoder's bitrate from the SFU's reports (kept across reconnects).
+    bitrate: Option<BitrateController>,
+    /// Time base of the controller.
+    started: std::time::Instant,
 }
 
 impl Media {
@@ -76,6 +81,8 @@ impl Media {
             camera_track: None,
             mic_track: None,
             pumps: Vec::new(),
+            bitrate: None,
+            started: std::time::Instant::now(),
         }
     }
 }
@@ -194,10 +201,12 @@ async fn run_inner(
 
     // 2. Media.
     let mut media = match &config.media {
-        Some(settings) => match start_media(settings, local, shared).await {
-            Ok(m) => m,
-            Err(message) => return Outcome::Failed(Failure::new(FailureKind::Media, message)),
-        },
+        Some(settings) => {
+            match start_media(settings, config.min_video_bitrate_bps, local, shared).await {
+                Ok(m) => m,
+                Err(message) => return Outcome::Failed(Failure::new(FailureKind::Media, message)),
+            }
+        }
         None => Media::none(),
     };
     let apis = match Apis::new(config.ice_loopback_only) {
@@ -313,10 +322,12 @@ fn backoff(attempt: u32) -> Duration {
 
 async fn start_media(
     settings: &crate::config::MediaSettings,
+    min_video_bitrate_bps: u32,
     local: &Local,
     shared: &Arc<Shared>,
 ) -> Result<Media, String> {
     let settings = settings.clone();
+    let bitrate = BitrateController::new(min_video_bitrate_bps, settings.video.encoder.bitrate_bps);
     let camera_enabled = local.camera_enabled;
     let mic_muted = local.mic_muted;
     // Probing and pipeline start-up block: keep them off the async runtime.
@@ -389,6 +400,8 @@ async fn start_media(
         camera_track: Some(camera_track),
         mic_track: Some(mic_track),
         pumps,
+        bitrate: Some(bitrate),
+        started: std::time::Instant::now(),
     })
 }
 
@@ -1171,6 +1184,39 @@ impl<'a> Connection<'a> {
                     return Some(outcome);
                 }
             }
+            RtcEvent::VideoReport {
+                fraction_lost,
+                rtt_ms,
+            } => {
+                let now = media.started.elapsed().as_millis() as u64;
+                if let Some(bps) = media
+                    .bitrate
+                    .as_mut()
+                    .and_then(|c| c.on_receiver_report(now, fraction_lost, rtt_ms))
+                {
+                    Self::apply_bitrate(media, bps, fraction_lost, rtt_ms);
+                }
+            }
+            RtcEvent::TransportFeedback { reported, received } => {
+                let now = media.started.elapsed().as_millis() as u64;
+                if let Some(bps) = media
+                    .bitrate
+                    .as_mut()
+                    .and_then(|c| c.on_transport_feedback(now, reported, received))
+                {
+                    let lost = reported.saturating_sub(received) * 256 / reported.max(1);
+                    Self::apply_bitrate(media, bps, lost.min(255) as u8, None);
+                }
+            }
+            RtcEvent::Remb(bps) => {
+                if let Some(target) = media
+                    .bitrate
+                    .as_mut()
+                    .and_then(|c| c.on_remb(f64::from(bps)))
+                {
+                    Self::apply_bitrate(media, target, 0, None);
+                }
+            }
             RtcEvent::KeyframeRequested => {
                 self.shared
                     .keyframe_requests
@@ -1181,6 +1227,18 @@ impl<'a> Connection<'a> {
             }
         }
         None
+    }
+
+    fn apply_bitrate(media: &Media, bps: u32, fraction_lost: u8, rtt_ms: Option<u32>) {
+        tracing::info!(
+            bps,
+            loss_percent = u32::from(fraction_lost) * 100 / 256,
+            ?rtt_ms,
+            "video bitrate follows the congestion estimate"
+        );
+        if let Some(v) = &media.video {
+            v.set_target_bitrate(bps);
+        }
     }
 
     fn on_data(&mut self, data: &[u8], media: &Media) -> Option<Outcome> {
