@@ -64,17 +64,29 @@ async fn two_rooms_in_a_meeting_decode_each_others_h264_video() {
     expect_event(&mut a, 20, "A Connected", |e| *e == SessionEvent::Connected).await;
     // A is alone for a while: its encoder is past its first keyframe when B arrives.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let joining = std::time::Instant::now();
     let room_b = start(request(2, &url, "Salle B"), media_config(&url), tx_b);
     expect_event(&mut b, 20, "B Connected", |e| *e == SessionEvent::Connected).await;
     let connected = std::time::Instant::now();
-    wait_frames(&room_b, 1, 30, "B (joined second)").await;
+    // Poll finely: this is the mid-call join figure (docs/meeting-session.md).
+    let deadline = connected + Duration::from_secs(30);
+    while room_b.media_status().received_video_frames == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B decoded nothing in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let first_frame = connected.elapsed();
-    println!("B decoded A's first frame {first_frame:?} after joining");
-    // Most of this is the subscriber connection's ICE (visio-sim, not ICE-lite, is the
-    // controlling agent and takes ~3 s to nominate); from the track's arrival to the first
-    // decoded frame takes ~0.2 s thanks to the PLI sent on arrival (see the session's logs).
+    println!(
+        "B decoded A's first frame {first_frame:?} after its JoinResponse ({:?} after its Join call)",
+        joining.elapsed()
+    );
+    // Target: < 1 s (visio-sim is ICE-lite like LiveKit, so the subscriber connects in tens of
+    // milliseconds, and the PLI sent when the track arrives brings a keyframe at once). The
+    // assertion leaves room for a loaded 2-core CI machine running debug builds.
     assert!(
-        first_frame < Duration::from_secs(6),
+        first_frame < Duration::from_secs(2),
         "a participant joining mid-call waited {first_frame:?} for video (keyframe on PLI?)"
     );
     wait_frames(&room_b, 15, 30, "B (joined second)").await;
