@@ -37,7 +37,8 @@ impl Sim {
         let stderr =
             std::fs::File::create(&log).map_err(Error::io(format!("create {}", log.display())))?;
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let mut child = Command::new(binary(SIM)?)
+        let program = binary(SIM)?;
+        let mut child = Command::new(&program)
             .args(["--listen", listen, "--admin-token", ADMIN_TOKEN])
             .args(&args)
             .env(
@@ -61,10 +62,13 @@ impl Sim {
         });
         let Some(origin) = line.trim().strip_prefix("visio-sim listening on ") else {
             let _ = child.kill();
-            let _ = child.wait();
+            let status = child.wait();
             return Err(Error::Unexpected {
                 what: format!(
-                    "visio-sim did not start on {listen} (first line {line:?}): {}",
+                    "{} did not start on {listen} (first line {line:?}, {status:?}); \
+                     if it is a stale build, rebuild it (`cargo build --workspace --bins`). \
+                     Its log: {}",
+                    program.display(),
                     std::fs::read_to_string(&log).unwrap_or_default()
                 ),
             });
