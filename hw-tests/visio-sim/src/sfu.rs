@@ -2218,6 +2218,34 @@ mod tests {
         );
     }
 
+    fn packet(seq: u16, ts: u32) -> webrtc::rtp::packet::Packet {
+        webrtc::rtp::packet::Packet {
+            header: webrtc::rtp::header::Header {
+                sequence_number: seq,
+                timestamp: ts,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_retransmission_keeps_its_place_and_a_layer_switch_continues_after_the_newest() {
+        let mut r = Rewriter::default();
+        let mut out = |ssrc, seq, ts| {
+            let mut p = packet(seq, ts);
+            r.rewrite(ssrc, &mut p);
+            (p.header.sequence_number, p.header.timestamp)
+        };
+        assert_eq!(out(1, 100, 9000), (100, 9000));
+        assert_eq!(out(1, 101, 12000), (101, 12000));
+        assert_eq!(out(1, 102, 15000), (102, 15000));
+        // Packet 101 again (NACKed, resent by the publisher): same place.
+        assert_eq!(out(1, 101, 12000), (101, 12000));
+        // Another layer: continues right after 102, one frame later.
+        assert_eq!(out(2, 5000, 700), (103, 18000));
+    }
+
     #[test]
     fn the_publisher_is_asked_for_every_quality_up_to_the_best_wanted() {
         let enabled = |max| -> Vec<bool> {

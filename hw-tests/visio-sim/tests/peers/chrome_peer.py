@@ -16,9 +16,11 @@ scrolling them away would: livekit-client's adaptiveStream then disables those t
 import argparse
 import asyncio
 import base64
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +37,13 @@ FLAGS = [
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
 ]
+
+
+def die_with_parent() -> None:
+    """In the child before exec: Chromium is killed when this script dies, even by SIGKILL
+    (tests kill their peers that way), instead of living on as an orphan."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Cdp:
@@ -78,7 +87,7 @@ async def main() -> int:
     profile = tempfile.mkdtemp(prefix="visio-sim-chromium-")
     log = open(os.path.join(profile, "chromium.log"), "wb")
     proc = subprocess.Popen([args.chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     try:
         port_file = os.path.join(profile, "DevToolsActivePort")
         deadline = time.monotonic() + 20
