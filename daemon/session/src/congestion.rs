@@ -53,6 +53,7 @@ pub struct BitrateController {
     twcc: bool,
     /// Current TWCC window: start, packets reported, packets lost.
     window: Option<(u64, u32, u32)>,
+    last_loss: f64,
 }
 
 impl BitrateController {
@@ -71,12 +72,18 @@ impl BitrateController {
             remb: None,
             twcc: false,
             window: None,
+            last_loss: 0.0,
         }
     }
 
     /// The current target, bit/s.
     pub fn target_bps(&self) -> u32 {
         self.applied
+    }
+
+    /// The loss rate (0–1) the last decision was based on.
+    pub fn last_loss(&self) -> f64 {
+        self.last_loss
     }
 
     /// A receiver report about our video at `now_ms`: `fraction_lost` as in RTCP (0–255 for
@@ -118,6 +125,7 @@ impl BitrateController {
     }
 
     fn evaluate(&mut self, now_ms: u64, loss: f64) -> Option<u32> {
+        self.last_loss = loss;
         let queueing = match (self.rtt_ms, self.min_rtt_ms) {
             (Some(rtt), Some(min)) => rtt.saturating_sub(min),
             _ => 0,

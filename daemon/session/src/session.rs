@@ -1189,32 +1189,28 @@ impl<'a> Connection<'a> {
                 rtt_ms,
             } => {
                 let now = media.started.elapsed().as_millis() as u64;
-                if let Some(bps) = media
-                    .bitrate
-                    .as_mut()
-                    .and_then(|c| c.on_receiver_report(now, fraction_lost, rtt_ms))
-                {
-                    Self::apply_bitrate(media, bps, fraction_lost, rtt_ms);
+                if let Some(c) = media.bitrate.as_mut() {
+                    if let Some(bps) = c.on_receiver_report(now, fraction_lost, rtt_ms) {
+                        let loss = c.last_loss();
+                        Self::apply_bitrate(media, bps, loss);
+                    }
                 }
             }
             RtcEvent::TransportFeedback { reported, received } => {
                 let now = media.started.elapsed().as_millis() as u64;
-                if let Some(bps) = media
-                    .bitrate
-                    .as_mut()
-                    .and_then(|c| c.on_transport_feedback(now, reported, received))
-                {
-                    let lost = reported.saturating_sub(received) * 256 / reported.max(1);
-                    Self::apply_bitrate(media, bps, lost.min(255) as u8, None);
+                if let Some(c) = media.bitrate.as_mut() {
+                    if let Some(bps) = c.on_transport_feedback(now, reported, received) {
+                        let loss = c.last_loss();
+                        Self::apply_bitrate(media, bps, loss);
+                    }
                 }
             }
             RtcEvent::Remb(bps) => {
-                if let Some(target) = media
-                    .bitrate
-                    .as_mut()
-                    .and_then(|c| c.on_remb(f64::from(bps)))
-                {
-                    Self::apply_bitrate(media, target, 0, None);
+                if let Some(c) = media.bitrate.as_mut() {
+                    if let Some(target) = c.on_remb(f64::from(bps)) {
+                        let loss = c.last_loss();
+                        Self::apply_bitrate(media, target, loss);
+                    }
                 }
             }
             RtcEvent::KeyframeRequested => {
@@ -1229,11 +1225,10 @@ impl<'a> Connection<'a> {
         None
     }
 
-    fn apply_bitrate(media: &Media, bps: u32, fraction_lost: u8, rtt_ms: Option<u32>) {
+    fn apply_bitrate(media: &Media, bps: u32, loss: f64) {
         tracing::info!(
             bps,
-            loss_percent = u32::from(fraction_lost) * 100 / 256,
-            ?rtt_ms,
+            loss_percent = (loss * 100.0).round() as u32,
             "video bitrate follows the congestion estimate"
         );
         if let Some(v) = &media.video {

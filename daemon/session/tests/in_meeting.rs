@@ -92,7 +92,7 @@ async fn the_room_rejoins_by_itself_after_the_server_restarts() {
     init_tracing();
     let mut sim = Sim::start(&[]);
     let (tx, mut events) = mpsc::unbounded_channel();
-    let _room = start(
+    let room = start(
         request(1, &sim.meeting_url("abc-defg-hij"), "Salle A"),
         sim_config(&sim.base),
         tx,
@@ -102,6 +102,8 @@ async fn the_room_rejoins_by_itself_after_the_server_restarts() {
     })
     .await;
     assert!(identity_of(&sim, "abc-defg-hij", "Salle A").await.is_some());
+    // The restarted server does not know the participant: the resume is refused and the
+    // room joins again as a new participant.
     sim.restart();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -121,6 +123,8 @@ async fn the_room_rejoins_by_itself_after_the_server_restarts() {
             "{e:?}"
         );
     }
+    let status = room.media_status();
+    assert_eq!((status.resumes, status.rejoins), (0, 1), "{status:#?}");
 }
 
 #[tokio::test]
