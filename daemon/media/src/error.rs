@@ -48,7 +48,7 @@ pub enum MediaError {
     },
 
     /// The configured camera cannot be used.
-    #[error("camera `{device}` cannot be used: {reason}; check `media.camera` in /etc/visio-room/config.toml (a /dev/video* path, \"auto\" or \"test\")")]
+    #[error("camera `{device}` cannot be used: {reason}; check `media.video_source` in /etc/visio-room/config.toml (a /dev/video* path, \"auto\" or \"test\")")]
     Camera {
         /// The configured device.
         device: String,

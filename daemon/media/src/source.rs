@@ -10,7 +10,7 @@ use gstreamer::prelude::*;
 use crate::elements;
 use crate::MediaError;
 
-/// The `media.camera` setting.
+/// The `media.video_source` setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CameraSetting {
     /// The first V4L2 capture device, else the test pattern.
@@ -29,7 +29,7 @@ impl CameraSetting {
             "test" => Ok(CameraSetting::Test),
             path if path.starts_with('/') => Ok(CameraSetting::Device(PathBuf::from(path))),
             other => Err(MediaError::Config {
-                setting: "media.camera",
+                setting: "media.video_source",
                 value: other.to_owned(),
                 expected: "\"auto\", \"test\" or a V4L2 device path such as /dev/video0",
             }),
@@ -154,7 +154,7 @@ pub fn query_v4l2_formats(device: &Path) -> Result<CameraFormats, MediaError> {
     Ok(formats)
 }
 
-/// The `media.microphone` setting.
+/// The `media.audio_source` setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MicrophoneSetting {
     /// The default ALSA device if the machine has a sound card, else the test tone.
@@ -172,7 +172,7 @@ impl MicrophoneSetting {
             "auto" => Ok(MicrophoneSetting::Auto),
             "test" => Ok(MicrophoneSetting::Test),
             "" => Err(MediaError::Config {
-                setting: "media.microphone",
+                setting: "media.audio_source",
                 value: String::new(),
                 expected: "\"auto\", \"test\" or an ALSA device name such as default or hw:1",
             }),
@@ -367,7 +367,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("/dev/video-missing") && err.contains("media.camera"),
+            err.contains("/dev/video-missing") && err.contains("media.video_source"),
             "{err}"
         );
     }
