@@ -100,6 +100,7 @@ fn appliance_joins_by_roomctl_and_browser_sees_and_hears_it() -> Result<()> {
     let s2 = bus.wait_status(20, "the browser's media still arriving", |s| {
         count(s, "received_video_frames") > count(&s1, "received_video_frames") + 20
             && count(s, "rtp_packets_received") > count(&s1, "rtp_packets_received") + 100
+            && count(s, "received_audio_packets") > count(&s1, "received_audio_packets") + 50
     })?;
     let names: Vec<&str> = s2["participants"]
         .as_array()
@@ -110,9 +111,10 @@ fn appliance_joins_by_roomctl_and_browser_sees_and_hears_it() -> Result<()> {
     assert_eq!(s2["participants"][0]["video"], true, "{s2:#}");
     assert_eq!(s2["media"]["sending_video_size"], "640x360");
     println!(
-        "room: {} video frames decoded, {} RTP packets received",
+        "room: {} video frames decoded, {} RTP packets received, audio at {} dBFS",
         count(&s2, "received_video_frames"),
-        count(&s2, "rtp_packets_received")
+        count(&s2, "rtp_packets_received"),
+        s2["media"]["received_audio_level_dbfs"]
     );
     Ok(())
 }

@@ -287,6 +287,13 @@ impl RoomInterface {
             }
             if let Some(r) = &live.receiver {
                 entries.push(("remote_tracks", Value::from(r.tracks.len() as u32)));
+                let audio = r.tracks.iter().filter(|t| !t.codec.is_video());
+                let packets: u64 = audio.clone().map(|t| t.packets_received).sum();
+                entries.push(("received_audio_packets", Value::from(packets)));
+                // The loudest remote voice over the last 100 ms: proof that sound arrives.
+                if let Some(level) = audio.filter_map(|t| t.audio_level_dbfs).reduce(f64::max) {
+                    entries.push(("received_audio_level_dbfs", Value::from(level)));
+                }
             }
         }
         dict(entries)
