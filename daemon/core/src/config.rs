@@ -872,11 +872,13 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    /// Parses `text` as `/etc/visio-room/config.toml` (also used by the section modules' tests).
+    pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_toml_str(text, Path::new("/etc/visio-room/config.toml"))
     }
 
-    fn err(text: &str) -> String {
+    /// The error message of `text`, which must be refused.
+    pub(super) fn err(text: &str) -> String {
         parse(text).unwrap_err().to_string()
     }
 

@@ -19,8 +19,8 @@ use visio_room_calendar::{
 use visio_room_core::config::{CalendarAuth, CalendarConfig, CalendarSource, Config, ManualCall};
 use visio_room_core::controller::{Source, State, Status};
 use visio_room_schedule::planner::{
-    Action as PlanAction, CallOrigin, CallState, ManualCallPolicy, MeetingKey, Planner,
-    PlannerPolicy,
+    Action as PlanAction, CallOrigin, CallState, ManualCallPolicy, MeetingKey, NextMeeting,
+    Planner, PlannerPolicy,
 };
 use visio_room_schedule::{occurrences, ExpandOptions, Occurrence};
 
@@ -93,6 +93,17 @@ pub enum CalendarStep {
         /// Its start, seconds since the epoch.
         start: i64,
     },
+}
+
+/// What the calendar decided at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The steps to carry out now.
+    pub steps: Vec<CalendarStep>,
+    /// When to ask again (without new input).
+    pub wake_at: Option<DateTime<Utc>>,
+    /// The `NextMeetings` property.
+    pub next: Vec<visio_room_bus::NextMeeting>,
 }
 
 /// The calendar's part of `Health`.
@@ -196,13 +207,9 @@ impl RoomCalendar {
         }
     }
 
-    /// Decides what the room should do at `now`, given the controller's `status`. Returns the
-    /// steps to carry out and when to ask again.
-    pub fn decide(
-        &mut self,
-        now: DateTime<Utc>,
-        status: &Status,
-    ) -> (Vec<CalendarStep>, Option<DateTime<Utc>>) {
+    /// Decides what the room should do at `now`, given the controller's `status`: the steps to
+    /// carry out, when to ask again, and the meetings to list.
+    pub fn decide(&mut self, now: DateTime<Utc>, status: &Status) -> Decision {
         self.expand_if_due(now);
         let call = self.call_state(status);
         let plan = self.planner.plan(&self.occurrences, now, &call);
@@ -250,20 +257,16 @@ impl RoomCalendar {
         }
         // Wake up for the planner, and at the latest when the window must move.
         let reexpand = self.expanded_at.map(|t| t + REEXPAND_AFTER);
-        let wake = [plan.wake_at, reexpand].into_iter().flatten().min();
-        (steps, wake)
+        Decision {
+            steps,
+            wake_at: [plan.wake_at, reexpand].into_iter().flatten().min(),
+            next: self.listed(plan.next),
+        }
     }
 
-    /// The `NextMeetings` property.
-    pub fn next_meetings(&mut self, now: DateTime<Utc>) -> Vec<visio_room_bus::NextMeeting> {
-        self.expand_if_due(now);
-        let call = CallState::Idle;
-        // Listing is read-only: a throw-away planner with the same policy.
-        let mut lister = Planner::new(self.planner.policy().clone());
-        lister
-            .plan(&self.occurrences, now, &call)
-            .next
-            .into_iter()
+    /// The planner's next meetings as the `NextMeetings` property has them.
+    fn listed(&self, next: Vec<NextMeeting>) -> Vec<visio_room_bus::NextMeeting> {
+        next.into_iter()
             .map(|m| {
                 let o = self
                     .occurrences
@@ -575,13 +578,13 @@ mod tests {
     fn joins_a_booked_meeting_at_the_lead_time_once() {
         let mut cal = room("");
         cal.apply(changed(calendar("CONFIRMED")), SystemTime::now());
-        let (steps, wake) = cal.decide(at("09:58:00"), &idle());
-        assert!(steps.is_empty());
-        assert_eq!(wake, Some(at("09:59:00")), "wakes up at start − lead");
-        let (steps, _) = cal.decide(at("09:59:00"), &idle());
+        let d = cal.decide(at("09:58:00"), &idle());
+        assert!(d.steps.is_empty());
+        assert_eq!(d.wake_at, Some(at("09:59:00")), "wakes up at start − lead");
+        let steps = cal.decide(at("09:59:00"), &idle()).steps;
         assert_eq!(steps, vec![CalendarStep::Join { url: URL.into() }]);
         // Joining failed for good and the room is idle again: not joined twice.
-        let (steps, _) = cal.decide(at("09:59:30"), &idle());
+        let steps = cal.decide(at("09:59:30"), &idle()).steps;
         assert!(steps.is_empty(), "{steps:?}");
     }
 
@@ -590,11 +593,17 @@ mod tests {
         let mut cal = room("");
         cal.apply(changed(calendar("CONFIRMED")), SystemTime::now());
         cal.decide(at("09:59:00"), &idle());
-        let (steps, _) = cal.decide(at("10:30:00"), &in_call(Source::Schedule, 0));
+        let steps = cal
+            .decide(at("10:30:00"), &in_call(Source::Schedule, 0))
+            .steps;
         assert!(steps.is_empty(), "the meeting is on");
-        let (steps, _) = cal.decide(at("11:00:00"), &in_call(Source::Schedule, 2));
+        let steps = cal
+            .decide(at("11:00:00"), &in_call(Source::Schedule, 2))
+            .steps;
         assert!(steps.is_empty(), "people are still talking: grace");
-        let (steps, _) = cal.decide(at("11:02:00"), &in_call(Source::Schedule, 0));
+        let steps = cal
+            .decide(at("11:02:00"), &in_call(Source::Schedule, 0))
+            .steps;
         assert_eq!(steps, vec![CalendarStep::Leave], "alone after the end");
     }
 
@@ -602,7 +611,7 @@ mod tests {
     fn a_call_started_by_hand_is_offered_the_meeting_not_interrupted() {
         let mut cal = room("");
         cal.apply(changed(calendar("CONFIRMED")), SystemTime::now());
-        let (steps, _) = cal.decide(at("10:00:00"), &in_call(Source::DBus, 1));
+        let steps = cal.decide(at("10:00:00"), &in_call(Source::DBus, 1)).steps;
         assert_eq!(
             steps,
             vec![CalendarStep::Offer {
@@ -611,7 +620,7 @@ mod tests {
                 start: at("10:00:00").timestamp(),
             }]
         );
-        let (steps, _) = cal.decide(at("10:00:05"), &in_call(Source::DBus, 1));
+        let steps = cal.decide(at("10:00:05"), &in_call(Source::DBus, 1)).steps;
         assert!(steps.is_empty(), "offered once");
     }
 
@@ -622,7 +631,7 @@ mod tests {
         let mut status = in_call(Source::DBus, 1);
         status.meeting.as_mut().unwrap().url =
             "https://visio.numerique.gouv.fr/xyz-abcd-efg".into();
-        let (steps, _) = cal.decide(at("10:00:00"), &status);
+        let steps = cal.decide(at("10:00:00"), &status).steps;
         assert_eq!(
             steps,
             vec![CalendarStep::Leave, CalendarStep::Join { url: URL.into() }]
@@ -635,19 +644,16 @@ mod tests {
         cal.apply(changed(calendar("CONFIRMED")), SystemTime::now());
         cal.decide(at("09:59:00"), &idle());
         cal.apply(changed(calendar("CANCELLED")), SystemTime::now());
-        let (steps, _) = cal.decide(at("10:10:00"), &in_call(Source::Schedule, 3));
-        assert_eq!(steps, vec![CalendarStep::Leave]);
-        assert!(
-            cal.next_meetings(at("10:10:00")).is_empty(),
-            "cancelled: not listed"
-        );
+        let d = cal.decide(at("10:10:00"), &in_call(Source::Schedule, 3));
+        assert_eq!(d.steps, vec![CalendarStep::Leave]);
+        assert!(d.next.is_empty(), "cancelled: not listed");
     }
 
     #[test]
     fn next_meetings_list_the_booked_meeting_with_epoch_times() {
         let mut cal = room("");
         cal.apply(changed(calendar("CONFIRMED")), SystemTime::now());
-        let next = cal.next_meetings(at("08:00:00"));
+        let next = cal.decide(at("08:00:00"), &idle()).next;
         assert_eq!(
             next,
             vec![visio_room_bus::NextMeeting {
@@ -690,7 +696,7 @@ mod tests {
         assert!(cal.health(t0 + Duration::from_secs(181)).stale);
         assert_eq!(cal.health(later).synced_at, 1_800_000_000);
         // The cached meeting is still followed.
-        assert_eq!(cal.next_meetings(at("08:00:00")).len(), 1);
+        assert_eq!(cal.decide(at("08:00:00"), &idle()).next.len(), 1);
     }
 
     #[test]
@@ -702,7 +708,7 @@ mod tests {
             "BEGIN:VEVENT\r\nUID:broken\r\nDTSTART:not-a-date\r\nEND:VEVENT\r\nEND:VCALENDAR",
         );
         cal.apply(changed(text), SystemTime::now());
-        assert_eq!(cal.next_meetings(at("08:00:00")).len(), 1);
+        assert_eq!(cal.decide(at("08:00:00"), &idle()).next.len(), 1);
         assert_eq!(cal.health(SystemTime::now()).skipped_components, 1);
     }
 }

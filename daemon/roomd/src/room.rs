@@ -281,12 +281,12 @@ impl<B: MeetingBackend> RoomLoop<B> {
             return;
         };
         let now_utc = chrono::Utc::now();
-        let (steps, wake) = calendar.decide(now_utc, self.controller.status());
-        self.calendar_wake = wake.map(|at| {
+        let decision = calendar.decide(now_utc, self.controller.status());
+        self.calendar_wake = decision.wake_at.map(|at| {
             let wait = (at - now_utc).to_std().unwrap_or_default();
             Instant::now() + wait
         });
-        let next = calendar.next_meetings(now_utc);
+        let next = decision.next;
         let health = calendar.health(SystemTime::now());
         let (next_changed, health_changed) = {
             let mut snapshot = self.shared.read();
@@ -302,7 +302,7 @@ impl<B: MeetingBackend> RoomLoop<B> {
         if health_changed {
             publisher.changed(&[StatusField::Health]).await;
         }
-        for step in steps {
+        for step in decision.steps {
             let outcome = match step {
                 CalendarStep::Join { url } => {
                     let input = Input::Join {

@@ -373,18 +373,8 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::config::Config;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::from_toml_str(text, Path::new("/etc/visio-room/config.toml"))
-    }
-
-    fn err(text: &str) -> String {
-        parse(text).unwrap_err().to_string()
-    }
+    use crate::config::tests::{err, parse};
 
     #[test]
     fn no_calendar_section_means_no_sources_and_the_default_policy() {
