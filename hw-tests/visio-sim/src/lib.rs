@@ -8,6 +8,7 @@
 //! appliance (the room controller, D-Bus, GStreamer); it only knows what a Visio deployment
 //! exposes to its clients. Its fidelity is proven by the official LiveKit clients in its tests.
 
+pub mod cors;
 pub mod lobby;
 pub mod rooms;
 pub mod server;

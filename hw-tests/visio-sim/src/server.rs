@@ -12,7 +12,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -64,8 +64,7 @@ pub fn router(sim: Shared) -> Router {
         .route("/api/v1.0/rooms/{room}/enter/", post(enter))
         .route("/api/v1.0/rooms/{room}/toggle-hand/", post(toggle_hand))
         .route("/api/v1.0/rooms/{room}/rename/", post(rename))
-        .route("/rtc", get(rtc))
-        .route("/rtc/validate", get(rtc_validate))
+        .merge(livekit_routes())
         .route("/sim/v1/rooms/{room}/participants", get(admin_participants))
         .route(
             "/sim/v1/rooms/{room}/participants/{identity}",
@@ -82,6 +81,26 @@ pub fn router(sim: Shared) -> Router {
         .route("/sim/web/livekit-client.umd.js", get(livekit_client_js))
         .route("/{slug}", get(crate::web::meeting_page))
         .with_state(sim)
+}
+
+/// The LiveKit HTTP endpoints, with LiveKit's CORS (any origin): the v0 signalling and its
+/// validation, and `404` on the v1 (single peer connection) paths so that clients fall back to
+/// v0 (livekit-client reads the `404` of `/rtc/v1/validate`, cross-origin too).
+fn livekit_routes() -> Router<Shared> {
+    Router::new()
+        .route("/rtc", get(rtc))
+        .route("/rtc/validate", get(rtc_validate))
+        .route("/rtc/v1", any(v1_not_served))
+        .route("/rtc/v1/validate", any(v1_not_served))
+        .layer(axum::middleware::from_fn(crate::cors::allow_any_origin))
+}
+
+async fn v1_not_served() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "this server speaks only v0 signalling: connect to /rtc",
+    )
+        .into_response()
 }
 
 fn detail(status: StatusCode, text: &str) -> Response {

@@ -360,6 +360,56 @@ async fn the_single_peer_connection_path_is_404_so_clients_fall_back_to_rtc() {
 }
 
 #[tokio::test]
+async fn livekit_endpoints_answer_cors_for_any_origin_like_a_livekit_server() {
+    let sim = SimServer::start(&[]);
+    let origin = "https://meet.example.org";
+    // A cross-origin read of /rtc/validate (what livekit-client does after a failed upgrade).
+    let r = client()
+        .get(format!("{}/rtc/validate?access_token=forged", sim.url))
+        .header("Origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["access-control-allow-origin"], origin);
+    // The v1 path's 404, which makes the client fall back to v0, is readable too.
+    let r = client()
+        .get(format!("{}/rtc/v1/validate?join_request=abc", sim.url))
+        .header("Origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["access-control-allow-origin"], origin);
+    // A preflight is answered (204), echoing the method and headers asked for.
+    let r = client()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/rtc/validate", sim.url),
+        )
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], origin);
+    assert_eq!(h["access-control-allow-methods"], "GET");
+    assert_eq!(h["access-control-allow-headers"], "authorization");
+    assert_eq!(h["access-control-max-age"], "86400");
+    // The Meet REST API is not opened to any origin.
+    let r = client()
+        .get(format!("{}/api/v1.0/config/", sim.url))
+        .header("Origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
 async fn with_a_certificate_it_serves_https_and_announces_an_https_livekit_url() {
     let dir = std::env::temp_dir().join(format!("visio-sim-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
