@@ -14,5 +14,6 @@ pub mod rooms;
 pub mod server;
 pub mod sfu;
 pub mod signal;
+pub mod speakers;
 pub mod token;
 pub mod web;

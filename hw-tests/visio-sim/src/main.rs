@@ -1,6 +1,7 @@
 //! `visio-sim` command line: serves the Meet REST API, LiveKit signalling and the meeting page
 //! on one address. See `docs/visio-sim.md`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use visio_sim::lobby::Lobby;
 use visio_sim::rooms::RoomDirectory;
 use visio_sim::server::{router, Sim};
 use visio_sim::sfu::{IceScope, Sfu};
+use visio_sim::speakers::SpeakerChanges;
 use visio_sim::token::TokenAuthority;
 
 /// A local Visio: La Suite Meet REST API + LiveKit-compatible SFU + meeting page.
@@ -150,42 +152,31 @@ async fn shutdown() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Every 500 ms, tells each room who is speaking when that changes (SpeakersChanged), and
-/// repeats a non-empty set every 2 s; every second, frees the rooms empty for longer than the
-/// departure timeout.
+/// Every `UPDATE_INTERVAL` (400 ms), tells each room which speakers changed (SpeakersChanged,
+/// deltas, as LiveKit does); every second, frees the rooms empty for longer than the departure
+/// timeout.
 fn spawn_speaker_updates(sim: Arc<Sim>) {
     tokio::spawn(async move {
-        let mut last: std::collections::HashMap<String, Vec<String>> = Default::default();
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut ticks: u64 = 0;
+        let mut changes: HashMap<String, SpeakerChanges> = HashMap::new();
+        let mut speakers_tick = tokio::time::interval(visio_sim::speakers::UPDATE_INTERVAL);
+        let mut rooms_tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            tick.tick().await;
-            ticks += 1;
-            if ticks % 2 == 0 {
-                for freed in sim.sfu.free_empty_rooms() {
-                    last.remove(&freed);
-                }
-            }
-            for room in sim.sfu.rooms() {
-                let speakers = room.speakers();
-                let sids: Vec<String> = speakers.iter().map(|s| s.sid.clone()).collect();
-                let previous = last.entry(room.name.clone()).or_default();
-                if *previous != sids {
-                    // Those who stopped speaking are announced inactive.
-                    let mut update = speakers.clone();
-                    for gone in previous.iter().filter(|s| !sids.contains(s)) {
-                        update.push(livekit_protocol::SpeakerInfo {
-                            sid: gone.clone(),
-                            level: 0.0,
-                            active: false,
-                        });
+            tokio::select! {
+                _ = speakers_tick.tick() => {
+                    for room in sim.sfu.rooms() {
+                        let delta = changes
+                            .entry(room.name.clone())
+                            .or_default()
+                            .update(&room.speakers());
+                        if !delta.is_empty() {
+                            room.announce_speakers(delta);
+                        }
                     }
-                    room.announce_speakers(update);
-                    *previous = sids;
-                } else if !speakers.is_empty() && ticks % 4 == 0 {
-                    // Every 2 s, repeat the current speakers: a client that did not know a
-                    // speaker yet when the set changed would otherwise never learn it.
-                    room.announce_speakers(speakers);
+                }
+                _ = rooms_tick.tick() => {
+                    for freed in sim.sfu.free_empty_rooms() {
+                        changes.remove(&freed);
+                    }
                 }
             }
         }

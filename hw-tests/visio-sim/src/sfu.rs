@@ -1177,22 +1177,18 @@ impl Room {
         }
     }
 
-    /// Recomputes the active speakers and tells everyone when they change.
+    /// The active speakers, loudest first, levels quantised as LiveKit does.
     pub fn speakers(&self) -> Vec<proto::SpeakerInfo> {
-        self.participants()
+        let mut speakers: Vec<proto::SpeakerInfo> = self
+            .participants()
             .iter()
-            .filter_map(|p| {
-                let level = p.state.lock().unwrap().audio_level;
-                (level > 0.05).then(|| proto::SpeakerInfo {
-                    sid: p.sid.clone(),
-                    level,
-                    active: true,
-                })
-            })
-            .collect()
+            .filter_map(|p| p.speaking())
+            .collect();
+        speakers.sort_by(|a, b| b.level.total_cmp(&a.level));
+        speakers
     }
 
-    /// Sends `SpeakersChanged` to everyone.
+    /// Sends `SpeakersChanged` (a delta) to everyone.
     pub fn announce_speakers(&self, speakers: Vec<proto::SpeakerInfo>) {
         for p in self.participants() {
             p.send(Resp::SpeakersChanged(proto::SpeakersChanged {
@@ -1795,6 +1791,23 @@ impl Participant {
             f.request_keyframe().await;
         }
         f.update_dynacast();
+        // SpeakersChanged carries only changes: a new subscriber is told at once whether its
+        // publisher is speaking (LiveKit's `onSubscribeStatusChanged`).
+        if let Some(speaking) = publisher.speaking() {
+            self.send(Resp::SpeakersChanged(proto::SpeakersChanged {
+                speakers: vec![speaking],
+            }));
+        }
+    }
+
+    /// This participant as an active speaker, if its audio level says it speaks.
+    fn speaking(&self) -> Option<proto::SpeakerInfo> {
+        let level = self.state.lock().unwrap().audio_level;
+        (level > 0.05).then(|| proto::SpeakerInfo {
+            sid: self.sid.clone(),
+            level: crate::speakers::quantize(level),
+            active: true,
+        })
     }
 
     /// Removes this participant's subscription to `f` (if any); true when there was one.
