@@ -1507,8 +1507,25 @@ impl Participant {
                         || p.can_publish_sources.contains(&req.source))
             })
         };
-        if !allowed {
-            tracing::info!(identity = %self.identity, "AddTrack refused: no permission to publish that source");
+        // Refused as LiveKit refuses it (pkg/rtc/participant.go, `AddTrack`): a
+        // `RequestResponse` carrying the request, so that the client fails that publication
+        // instead of waiting for a `TrackPublished` that never comes.
+        let refusal = if !allowed {
+            Some(proto::request_response::Reason::NotAllowed)
+        } else if req.r#type != proto::TrackType::Audio as i32
+            && req.r#type != proto::TrackType::Video as i32
+        {
+            Some(proto::request_response::Reason::UnsupportedType)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            tracing::info!(identity = %self.identity, cid = %req.cid, reason = reason.as_str_name(), "AddTrack refused");
+            self.send(Resp::RequestResponse(proto::RequestResponse {
+                reason: reason as i32,
+                request: Some(proto::request_response::Request::AddTrack(req)),
+                ..Default::default()
+            }));
             return;
         }
         let sid = if req.sid.is_empty() {

@@ -211,6 +211,107 @@ async fn add_track_is_answered_with_a_published_track_that_others_see() {
     assert_eq!(info.identity, "salle");
 }
 
+/// Connects with a token whose grant `grant` adjusts.
+async fn connect_with(
+    sim: &SimServer,
+    identity: &str,
+    room: &str,
+    adjust: impl FnOnce(&mut VideoGrant),
+) -> Ws {
+    let auth = TokenAuthority::new("devkey", "secret");
+    let mut grant = VideoGrant {
+        room_join: true,
+        room: room.into(),
+        ..Default::default()
+    };
+    adjust(&mut grant);
+    let token = auth.sign(&auth.claims(identity, identity, grant, Duration::from_secs(600)));
+    let url = format!(
+        "{}/rtc?access_token={token}&auto_subscribe=1&protocol=16&sdk=rust",
+        sim.ws_url()
+    );
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("signalling upgrade")
+        .0
+}
+
+fn add_track(cid: &str, kind: proto::TrackType, source: proto::TrackSource) -> Req {
+    Req::AddTrack(proto::AddTrackRequest {
+        cid: cid.into(),
+        name: cid.into(),
+        r#type: kind as i32,
+        source: source as i32,
+        ..Default::default()
+    })
+}
+
+/// The answer to an `AddTrack`: the sid it was published under, or the refusal.
+async fn add_track_answer(ws: &mut Ws) -> Result<String, proto::RequestResponse> {
+    next(ws, |m| match m {
+        Resp::TrackPublished(t) => Some(Ok(t.track.unwrap().sid)),
+        Resp::RequestResponse(r) => Some(Err(r)),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_track_the_grant_does_not_allow_is_refused_with_not_allowed() {
+    let sim = SimServer::start(&[]);
+    let mut mic_only = connect_with(&sim, "micro", "abc-defg-hij", |g| {
+        g.can_publish_sources = vec!["microphone".into()];
+    })
+    .await;
+    join(&mut mic_only).await;
+    send(
+        &mut mic_only,
+        add_track("cam", proto::TrackType::Video, proto::TrackSource::Camera),
+    )
+    .await;
+    let refused = add_track_answer(&mut mic_only).await.unwrap_err();
+    assert_eq!(
+        refused.reason,
+        proto::request_response::Reason::NotAllowed as i32
+    );
+    match refused.request {
+        Some(proto::request_response::Request::AddTrack(t)) => assert_eq!(t.cid, "cam"),
+        other => panic!("the refusal should carry the AddTrack: {other:?}"),
+    }
+    // The source it may publish is published.
+    send(
+        &mut mic_only,
+        add_track(
+            "mic",
+            proto::TrackType::Audio,
+            proto::TrackSource::Microphone,
+        ),
+    )
+    .await;
+    assert!(add_track_answer(&mut mic_only).await.is_ok());
+
+    // canPublish=false refuses every source.
+    let mut viewer = connect_with(&sim, "viewer", "abc-defg-hij", |g| {
+        g.can_publish = Some(false);
+    })
+    .await;
+    join(&mut viewer).await;
+    send(
+        &mut viewer,
+        add_track(
+            "mic",
+            proto::TrackType::Audio,
+            proto::TrackSource::Microphone,
+        ),
+    )
+    .await;
+    let refused = add_track_answer(&mut viewer).await.unwrap_err();
+    assert_eq!(
+        refused.reason,
+        proto::request_response::Reason::NotAllowed as i32
+    );
+}
+
 #[tokio::test]
 async fn a_host_can_mute_a_participant_from_the_server() {
     let sim = SimServer::start(&["--admin-token", "host-secret"]);
