@@ -16,7 +16,7 @@ use visio_room_core::meeting_url::AllowedHosts;
 use crate::ics::{self, Component, ParseProblem, Property};
 use crate::links::meeting_link;
 use crate::rrule::Rrule;
-use crate::value::{parse_duration, parse_naive, ValueKind};
+use crate::value::{parse_duration, parse_naive, Length, ValueKind};
 use crate::zone::{iana_or_windows, Zone, ZoneBook};
 
 /// How a calendar is read for one room.
@@ -194,12 +194,42 @@ impl Reader<'_> {
         Some(Dt { local, kind })
     }
 
+    /// The zone local times of `kind` are read in: their own, else the room's.
+    fn zone_of(&self, kind: &Kind) -> Zone {
+        match kind {
+            Kind::Zoned(z) => z.clone(),
+            Kind::Date | Kind::Floating => Zone::Iana(self.opts.local_zone),
+        }
+    }
+
     /// The UTC instant of `local` in `kind`.
     fn utc(&self, local: NaiveDateTime, kind: &Kind) -> NaiveDateTime {
-        match kind {
-            Kind::Zoned(z) => z.to_utc(local),
-            Kind::Date | Kind::Floating => Zone::Iana(self.opts.local_zone).to_utc(local),
+        self.zone_of(kind).to_utc(local)
+    }
+
+    /// The length from `start` to `end` (a DTEND, or the end of an RDATE period): the days
+    /// between two DATEs, else the exact time between the two instants (RFC 5545 §3.8.5.3:
+    /// every instance of a DTEND series lasts that same exact time). An end without a zone is
+    /// read in the start's.
+    ///
+    /// Except when `start` is itself in a DST gap or fold: §3.3.5 then reads it with the offset
+    /// before the gap, or as the first of the two, but its producer wrote the end on the same
+    /// clock it wrote that impossible or ambiguous start on, so the exact difference is an
+    /// artefact (02:30–03:15 on a spring-forward night would end 15 minutes *before* it starts,
+    /// in a fold it would last 1 h 45), and a series starting that night would pass it on to
+    /// all its instances. The wall-clock difference is what was meant there.
+    fn length_between(&self, start: &Dt, end: &Dt) -> Length {
+        if let (Kind::Date, Kind::Date) = (&start.kind, &end.kind) {
+            return Length::days((end.local.date() - start.local.date()).num_days());
         }
+        if self.zone_of(&start.kind).is_gap_or_fold(start.local) {
+            return Length::exact(self.in_series_time(end, &start.kind) - start.local);
+        }
+        let end_kind = match end.kind {
+            Kind::Zoned(_) => &end.kind,
+            _ => &start.kind,
+        };
+        Length::exact(self.utc(end.local, end_kind) - self.utc(start.local, &start.kind))
     }
 
     /// `dt` expressed as a local time of `kind` (the series' zone), for matching.
@@ -215,8 +245,8 @@ impl Reader<'_> {
 struct Event<'a> {
     comp: &'a Component,
     start: Dt,
-    /// Wall-clock length (end − start in the event's own local time).
-    length: TimeDelta,
+    /// How long each instance lasts.
+    length: Length,
     recurrence_id: Option<Dt>,
     this_and_future: bool,
     sequence: i64,
@@ -235,8 +265,8 @@ fn read_event<'a>(r: &mut Reader, comp: &'a Component) -> Option<Event<'a>> {
         return None;
     };
     let default_length = match start.kind {
-        Kind::Date => TimeDelta::days(1),
-        _ => TimeDelta::zero(),
+        Kind::Date => Length::days(1),
+        _ => Length::ZERO,
     };
     let length = if let Some(p) = comp.property("DTEND") {
         match r.dt(comp, p) {
@@ -249,45 +279,46 @@ fn read_event<'a>(r: &mut Reader, comp: &'a Component) -> Option<Event<'a>> {
                     | (Kind::Floating, Kind::Zoned(_)) => start.kind = end.kind.clone(),
                     _ => {}
                 }
-                let end_local = match (&start.kind, &end.kind) {
-                    (Kind::Zoned(_), Kind::Zoned(_)) => r.in_series_time(&end, &start.kind),
-                    _ => end.local,
-                };
-                end_local - start.local
+                r.length_between(&start, &end)
             }
             None => default_length,
         }
     } else if let Some(p) = comp.property("DURATION") {
-        let length = parse_duration(&p.value).unwrap_or_else(|| {
+        let mut length = parse_duration(&p.value).unwrap_or_else(|| {
             r.problem(
                 comp,
                 format!("DURATION {:?} is unreadable; ignored", p.value),
             );
             default_length
         });
-        if matches!(start.kind, Kind::Date) && length.num_seconds() % 86_400 != 0 {
-            // Hours on a whole-day start: a timed event from midnight.
-            start.kind = Kind::Floating;
+        if matches!(start.kind, Kind::Date) {
+            if length.exact.num_seconds() % 86_400 != 0 {
+                // Hours on a whole-day start: a timed event from midnight.
+                start.kind = Kind::Floating;
+            } else {
+                // `PT24H` on a whole day is a day.
+                length = Length::days(length.days + length.exact.num_days());
+            }
         }
         length
     } else {
         default_length
     };
     // End before start: producers that swap them mean the other way round.
-    let (start, length) = if length < TimeDelta::zero() {
+    let (start, length) = if length.approx().is_some_and(|l| l < TimeDelta::zero()) {
         r.problem(
             comp,
             "the event ends before it starts; start and end were swapped".into(),
         );
         (
             Dt {
-                local: start
-                    .local
-                    .checked_add_signed(length)
+                local: length
+                    .approx()
+                    .and_then(|l| start.local.checked_add_signed(l))
                     .unwrap_or(start.local),
                 kind: start.kind,
             },
-            -length,
+            length.negated(),
         )
     } else {
         (start, length)
@@ -320,7 +351,7 @@ struct Instance<'a> {
     comp: &'a Component,
     start_local: NaiveDateTime,
     kind: Kind,
-    length: TimeDelta,
+    length: Length,
     recurrence_id: Option<(NaiveDateTime, Kind)>,
 }
 
@@ -429,11 +460,11 @@ fn expand_series<'a>(
     };
     let stop = to_local(to) + margin;
     let skip_before = to_local(from)
-        .checked_sub_signed(master.length + margin)
+        .checked_sub_signed(master.length.approx().unwrap_or_default() + margin)
         .unwrap_or(master.start.local);
 
     // Instance starts (local), each with its own length (RDATE periods may differ).
-    let mut starts: BTreeMap<NaiveDateTime, TimeDelta> = BTreeMap::new();
+    let mut starts: BTreeMap<NaiveDateTime, Length> = BTreeMap::new();
     let mut rule_found = false;
     for p in master.comp.properties_named("RRULE") {
         let rule = match Rrule::parse(&p.value) {
@@ -483,16 +514,19 @@ fn expand_series<'a>(
             let Some(dt) = r.dt_value(master.comp, p, start_text) else {
                 continue;
             };
-            let local = r.in_series_time(&dt, &kind);
+            let start = Dt {
+                local: r.in_series_time(&dt, &kind),
+                kind: kind.clone(),
+            };
             let length = period_end
                 .and_then(|e| {
                     parse_duration(e).or_else(|| {
                         let end = r.dt_value(master.comp, p, e)?;
-                        Some(r.in_series_time(&end, &kind) - local)
+                        Some(r.length_between(&start, &end))
                     })
                 })
                 .unwrap_or(master.length);
-            starts.insert(local, length);
+            starts.insert(start.local, length);
         }
     }
     let mut excluded_days: Vec<NaiveDate> = Vec::new();
@@ -610,10 +644,21 @@ fn emit(
     for inst in instances {
         let all_day = matches!(inst.kind, Kind::Date);
         let start_utc = r.utc(inst.start_local, &inst.kind).and_utc();
-        let Some(end_local) = inst.start_local.checked_add_signed(inst.length) else {
+        // The days on the local calendar, then the exact time from that instant (RFC 5545
+        // §3.3.6). The exact time added on the wall clock instead would end a meeting that
+        // starts in a DST gap before its start, and one in a fold an hour late (issue 11).
+        let Some(end_local) = TimeDelta::try_days(inst.length.days)
+            .and_then(|days| inst.start_local.checked_add_signed(days))
+        else {
             continue;
         };
-        let end_utc = r.utc(end_local, &inst.kind).and_utc();
+        let Some(end_utc) = r
+            .utc(end_local, &inst.kind)
+            .checked_add_signed(inst.length.exact)
+            .map(|t| t.and_utc())
+        else {
+            continue;
+        };
         let overlaps = if start_utc == end_utc {
             from <= start_utc && start_utc < to
         } else {

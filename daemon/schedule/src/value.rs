@@ -58,8 +58,56 @@ pub fn parse_naive(s: &str) -> Option<(NaiveDateTime, ValueKind)> {
     Some((date.and_time(time), kind))
 }
 
+/// How long an event or instance lasts, as RFC 5545 counts it: a number of nominal days
+/// (weeks and days of a DURATION, or the days between two DATEs), added on the local
+/// calendar, then an exact time (hours, minutes and seconds of a DURATION, or the time between
+/// DTSTART and DTEND), added to the instant (§3.3.6: days first). On a DST change night `P1D`
+/// is 23 or 25 hours; `PT24H` is always 24.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Length {
+    /// Whole days, counted on the local calendar.
+    pub days: i64,
+    /// Exact time, added after the days.
+    pub exact: TimeDelta,
+}
+
+impl Length {
+    /// No length at all.
+    pub const ZERO: Length = Length {
+        days: 0,
+        exact: TimeDelta::zero(),
+    };
+
+    /// `days` nominal days.
+    pub fn days(days: i64) -> Length {
+        Length {
+            days,
+            exact: TimeDelta::zero(),
+        }
+    }
+
+    /// An exact time.
+    pub fn exact(exact: TimeDelta) -> Length {
+        Length { days: 0, exact }
+    }
+
+    /// The length counting every day as 24 hours: for window margins and ordering, never for
+    /// an end time. `None` when it does not fit a `TimeDelta`.
+    pub fn approx(&self) -> Option<TimeDelta> {
+        TimeDelta::try_days(self.days)?.checked_add(&self.exact)
+    }
+
+    /// The same length the other way (both parts always have the same sign).
+    pub fn negated(&self) -> Length {
+        Length {
+            days: -self.days,
+            exact: -self.exact,
+        }
+    }
+}
+
 /// Parses a DURATION (`P1D`, `PT1H30M`, `-PT15M`, `P2W`).
-pub fn parse_duration(s: &str) -> Option<TimeDelta> {
+pub fn parse_duration(s: &str) -> Option<Length> {
     let s = s.trim();
     let (neg, s) = match s.as_bytes().first()? {
         b'-' => (true, &s[1..]),
@@ -67,7 +115,7 @@ pub fn parse_duration(s: &str) -> Option<TimeDelta> {
         _ => (false, s),
     };
     let s = s.strip_prefix(['P', 'p'])?;
-    let mut total = TimeDelta::zero();
+    let mut length = Length::ZERO;
     let mut num = String::new();
     let mut any = false;
     for c in s.chars() {
@@ -78,13 +126,17 @@ pub fn parse_duration(s: &str) -> Option<TimeDelta> {
                 let n: i64 = num.parse().ok()?;
                 num.clear();
                 any = true;
-                total = total.checked_add(&match unit {
-                    'W' => TimeDelta::try_weeks(n)?,
-                    'D' => TimeDelta::try_days(n)?,
-                    'H' => TimeDelta::try_hours(n)?,
-                    'M' => TimeDelta::try_minutes(n)?,
-                    _ => TimeDelta::try_seconds(n)?,
-                })?;
+                match unit {
+                    'W' => length.days = length.days.checked_add(n.checked_mul(7)?)?,
+                    'D' => length.days = length.days.checked_add(n)?,
+                    _ => {
+                        length.exact = length.exact.checked_add(&match unit {
+                            'H' => TimeDelta::try_hours(n)?,
+                            'M' => TimeDelta::try_minutes(n)?,
+                            _ => TimeDelta::try_seconds(n)?,
+                        })?
+                    }
+                }
             }
             _ => return None,
         }
@@ -92,7 +144,9 @@ pub fn parse_duration(s: &str) -> Option<TimeDelta> {
     if !any || !num.is_empty() {
         return None;
     }
-    Some(if neg { -total } else { total })
+    // A length that does not fit a `TimeDelta` is no length a calendar means.
+    length.approx()?;
+    Some(if neg { length.negated() } else { length })
 }
 
 #[cfg(test)]
@@ -119,10 +173,18 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("PT1H30M"), Some(TimeDelta::minutes(90)));
-        assert_eq!(parse_duration("-PT15M"), Some(TimeDelta::minutes(-15)));
-        assert_eq!(parse_duration("P1W"), Some(TimeDelta::days(7)));
-        assert_eq!(parse_duration("P1DT1S"), Some(TimeDelta::seconds(86401)));
+        let exact = |d| Some(Length::exact(d));
+        assert_eq!(parse_duration("PT1H30M"), exact(TimeDelta::minutes(90)));
+        assert_eq!(parse_duration("-PT15M"), exact(TimeDelta::minutes(-15)));
+        assert_eq!(parse_duration("P1W"), Some(Length::days(7)));
+        assert_eq!(
+            parse_duration("P1DT1S"),
+            Some(Length {
+                days: 1,
+                exact: TimeDelta::seconds(1)
+            })
+        );
+        assert_eq!(parse_duration("PT24H"), exact(TimeDelta::hours(24)));
         assert_eq!(parse_duration("P"), None);
         assert_eq!(parse_duration("1H"), None);
     }

@@ -37,8 +37,19 @@ impl Zone {
     /// (so 02:30 on a spring-forward night becomes 03:30 local); in a fold, the first
     /// occurrence wins — both as RFC 5545 §3.3.5 says.
     pub fn to_utc(&self, local: NaiveDateTime) -> NaiveDateTime {
+        self.read(local).0
+    }
+
+    /// Whether local time `local` falls in a DST gap (names no instant) or a fold (names two),
+    /// so that [`Zone::to_utc`] had to choose.
+    pub fn is_gap_or_fold(&self, local: NaiveDateTime) -> bool {
+        !self.read(local).1
+    }
+
+    /// The instant [`Zone::to_utc`] gives, and whether `local` names exactly that one.
+    fn read(&self, local: NaiveDateTime) -> (NaiveDateTime, bool) {
         if let Zone::Utc = self {
-            return local;
+            return (local, true);
         }
         let day = TimeDelta::days(1);
         let before = self.offset_at(local - day);
@@ -48,9 +59,9 @@ impl Zone {
             (self.offset_at(t) == off).then_some(t)
         };
         match (valid(before), valid(after)) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => local - TimeDelta::seconds(before.into()),
+            (Some(a), Some(b)) => (a.min(b), a == b),
+            (Some(a), None) | (None, Some(a)) => (a, true),
+            (None, None) => (local - TimeDelta::seconds(before.into()), false),
         }
     }
 
@@ -478,6 +489,23 @@ mod tests {
             paris.to_utc(at(2024, 10, 27, 2, 30)),
             at(2024, 10, 27, 0, 30)
         );
+    }
+
+    #[test]
+    fn gaps_and_folds_are_told_apart_from_ordinary_times() {
+        let paris = Zone::Iana(chrono_tz::Europe::Paris);
+        assert!(paris.is_gap_or_fold(at(2024, 3, 31, 2, 30)));
+        assert!(paris.is_gap_or_fold(at(2024, 10, 27, 2, 30)));
+        for ordinary in [
+            at(2024, 3, 31, 1, 59),
+            at(2024, 3, 31, 3, 0),
+            at(2024, 10, 27, 1, 59),
+            at(2024, 10, 27, 3, 0),
+            at(2024, 7, 10, 9, 0),
+        ] {
+            assert!(!paris.is_gap_or_fold(ordinary), "{ordinary}");
+        }
+        assert!(!Zone::Utc.is_gap_or_fold(at(2024, 3, 31, 2, 30)));
     }
 
     #[test]
