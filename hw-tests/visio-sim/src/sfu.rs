@@ -52,7 +52,8 @@ pub const SERVER_VERSION: &str = "1.9.0";
 pub enum Outbound {
     /// Send this message.
     Signal(Box<proto::SignalResponse>),
-    /// Send this `LeaveRequest` and close the connection.
+    /// Send this `LeaveRequest` and close the connection; the participant is removed unless
+    /// the action is `RESUME`.
     Close(proto::LeaveRequest),
     /// Close the connection without a word, as a network failure would: the participant is
     /// kept for a resume.
@@ -638,9 +639,21 @@ pub struct Participant {
     offer_id: AtomicU32,
     /// The next subscriber offer restarts ICE (after a resume, like LiveKit).
     restart_subscriber_ice: AtomicBool,
+    /// One of the two peer connections has been connected at least once: the participant then
+    /// outlives its signalling connection (LiveKit's `HasICEConnected`).
+    ice_ever_connected: AtomicBool,
     auto_subscribe: bool,
     ice_scope: IceScope,
 }
+
+/// ICE timeouts of a LiveKit server (livekit/livekit `pkg/rtc/transport.go`): no traffic for
+/// 10 s makes a connection disconnected, 5 s more failed; keepalives every 2 s.
+const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(10);
+const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(5);
+const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// After a peer connection failed, how long the client has to bring one back (by resuming)
+/// before the participant is removed (LiveKit `disconnectCleanupDuration`, participant.go).
+const DISCONNECT_CLEANUP: Duration = Duration::from_secs(5);
 
 /// Trickle targets.
 const PUBLISHER: i32 = 0;
@@ -684,6 +697,11 @@ impl Sfu {
         // client (controlling on both connections) nominates at once, instead of the SFU's
         // full agent running its own checks on the subscriber connection it offers.
         settings.set_lite(true);
+        settings.set_ice_timeouts(
+            Some(ICE_DISCONNECTED_TIMEOUT),
+            Some(ICE_FAILED_TIMEOUT),
+            Some(ICE_KEEPALIVE_INTERVAL),
+        );
         if ice_scope == IceScope::Loopback {
             settings.set_include_loopback_candidate(true);
             settings.set_ip_filter(Box::new(|ip: IpAddr| ip.is_loopback()));
@@ -820,6 +838,7 @@ impl Sfu {
             }),
             offer_id: AtomicU32::new(0),
             restart_subscriber_ice: AtomicBool::new(false),
+            ice_ever_connected: AtomicBool::new(false),
             auto_subscribe: req.auto_subscribe,
             ice_scope: self.ice_scope,
         });
@@ -1385,8 +1404,84 @@ impl Participant {
             }));
     }
 
+    /// Whether one of its peer connections has ever been connected (then it is kept when its
+    /// signalling connection drops).
+    pub fn has_ice_connected(&self) -> bool {
+        self.ice_ever_connected.load(Ordering::Relaxed)
+    }
+
+    /// Whether one of its peer connections is connected now.
+    fn is_transport_connected(&self) -> bool {
+        [&self.publisher, &self.subscriber]
+            .iter()
+            .any(|pc| pc.connection_state() == RTCPeerConnectionState::Connected)
+    }
+
+    /// A peer connection failed (ICE found no more traffic for `ICE_DISCONNECTED_TIMEOUT` +
+    /// `ICE_FAILED_TIMEOUT`): as LiveKit's `onAnyTransportFailed`, ask the client to resume
+    /// (`Leave{action: RESUME}`, signalling closed), and remove the participant if no peer
+    /// connection is connected again `DISCONNECT_CLEANUP` later.
+    fn transport_failed(self: &Arc<Self>) {
+        tracing::info!(identity = %self.identity, "peer connection failed: asking the client to resume");
+        let _ = self
+            .outbound
+            .lock()
+            .unwrap()
+            .send(Outbound::Close(proto::LeaveRequest {
+                can_reconnect: true,
+                reason: proto::DisconnectReason::ConnectionTimeout as i32,
+                action: proto::leave_request::Action::Resume as i32,
+                regions: None,
+            }));
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(DISCONNECT_CLEANUP).await;
+            let Some(me) = me.upgrade() else { return };
+            if me.is_transport_connected() {
+                return;
+            }
+            if let Some(room) = me.room() {
+                if room.find_sid(&me.sid).is_some() {
+                    tracing::info!(identity = %me.identity, "peer connection still down after a failure: participant removed");
+                    me.close_with(proto::DisconnectReason::ConnectionTimeout);
+                    room.remove(&me).await;
+                }
+            }
+        });
+    }
+
+    /// Reads a resumed client's `SyncState` (LiveKit `pkg/rtc/room.go`, `onSyncState`): every
+    /// track it says it publishes must be one of ours, else only a full reconnect can bring
+    /// the two views together. Returns the unknown track sid, if any.
+    pub fn unknown_synced_track(&self, sync: &proto::SyncState) -> Option<String> {
+        let st = self.state.lock().unwrap();
+        sync.publish_tracks.iter().find_map(|published| {
+            let Some(track) = published.track.as_ref() else {
+                // The client did not say which track: LiveKit reconnects too.
+                return Some(format!("(no TrackInfo for cid {})", published.cid));
+            };
+            (!st.tracks.iter().any(|(_, t)| t.sid == track.sid)).then(|| track.sid.clone())
+        })
+    }
+
+    /// Asks the client for a full reconnect (`Leave{action: RECONNECT}`) and closes its
+    /// signalling connection; the participant is removed.
+    pub fn ask_full_reconnect(&self) {
+        let _ = self
+            .outbound
+            .lock()
+            .unwrap()
+            .send(Outbound::Close(proto::LeaveRequest {
+                can_reconnect: true,
+                reason: proto::DisconnectReason::StateMismatch as i32,
+                action: proto::leave_request::Action::Reconnect as i32,
+                regions: None,
+            }));
+    }
+
     /// Closes the signalling connection without `LeaveRequest` (admin "force a resume"): the
-    /// client sees its connection lost and resumes with `reconnect=1` within the resume window.
+    /// client sees its connection lost and resumes with `reconnect=1`; its participant is kept
+    /// as long as its peer connections are up.
     pub fn drop_signalling(&self) {
         let _ = self.outbound.lock().unwrap().send(Outbound::Drop);
     }
@@ -1437,6 +1532,12 @@ impl Participant {
                 Box::pin(async move {
                     if let Some(me) = me.upgrade() {
                         tracing::debug!(identity = %me.identity, target, state = %s, "peer connection state");
+                        if s == RTCPeerConnectionState::Connected {
+                            me.ice_ever_connected.store(true, Ordering::Relaxed);
+                        }
+                        if s == RTCPeerConnectionState::Failed {
+                            me.transport_failed();
+                        }
                         if s == RTCPeerConnectionState::Connected && target == SUBSCRIBER {
                             let mut st = me.state.lock().unwrap();
                             if st.info.state != proto::participant_info::State::Active as i32 {

@@ -16,9 +16,6 @@ use crate::server::Sim;
 use crate::sfu::{Grants, JoinRequest, Outbound, Participant};
 use crate::token::{Claims, TokenError};
 
-/// How long a participant whose signalling connection dropped without `LeaveRequest` is kept
-/// for a resume before it is removed.
-pub const RESUME_WINDOW: Duration = Duration::from_secs(10);
 /// No message from the client for this long closes the connection (`ping_timeout`).
 pub const PING_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -188,9 +185,9 @@ pub async fn serve(sim: Arc<Sim>, mut socket: WebSocket, claims: Claims, q: RtcQ
                     break;
                 }
                 Some(Outbound::Close(leave)) => {
+                    left = leave.action != proto::leave_request::Action::Resume as i32;
                     let _ = socket.send(encode(Resp::Leave(leave))).await;
                     let _ = socket.send(WsMessage::Close(None)).await;
-                    left = true;
                     break;
                 }
                 None => break,
@@ -247,14 +244,19 @@ pub async fn serve(sim: Arc<Sim>, mut socket: WebSocket, claims: Claims, q: RtcQ
         room.remove(&participant).await;
         return;
     }
-    // Vanished without leave: keep it for a resume, then time it out.
-    tokio::spawn(async move {
-        tokio::time::sleep(RESUME_WINDOW).await;
-        if participant.is_current_outbound(&tx) {
-            tracing::info!(identity = %participant.identity, "participant vanished without leave: removed");
-            room.remove(&participant).await;
-        }
-    });
+    // Vanished without leave. As LiveKit (pkg/rtc/participant.go, `HandleSignalSourceClose`):
+    // a participant whose peer connections never connected is closed now; one whose ICE has
+    // connected stays, for as long as its peer connections do (a failure removes it, see
+    // `Participant::transport_failed`), and may resume.
+    if !participant.is_current_outbound(&tx) {
+        return; // already resumed on a newer connection
+    }
+    if participant.has_ice_connected() {
+        tracing::info!(identity = %participant.identity, "signalling dropped without leave: kept while its peer connections are up");
+    } else {
+        tracing::info!(identity = %participant.identity, "signalling closed before ICE ever connected: participant removed");
+        room.remove(&participant).await;
+    }
 }
 
 async fn garbage(socket: &mut WebSocket, reason: &'static str) {
@@ -301,7 +303,13 @@ async fn handle(
         })),
         Req::TrackSetting(settings) => p.update_track_settings(settings).await,
         Req::Subscription(update) => p.update_subscription(update).await,
-        Req::SyncState(_) => tracing::debug!(identity = %p.identity, "sync state after resume"),
+        Req::SyncState(sync) => match p.unknown_synced_track(&sync) {
+            None => tracing::debug!(identity = %p.identity, "sync state after resume"),
+            Some(track) => {
+                tracing::info!(identity = %p.identity, track = %track, "resume names a track this server does not know: asking for a full reconnect");
+                p.ask_full_reconnect();
+            }
+        },
         Req::UpdateMetadata(_) => {
             tracing::debug!(identity = %p.identity, "metadata update refused: Meet tokens have canUpdateOwnMetadata=false")
         }
