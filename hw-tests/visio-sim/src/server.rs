@@ -124,7 +124,7 @@ async fn config(State(sim): State<Shared>, uri: Uri, headers: HeaderMap) -> Resp
         "analytics": {},
         "support": {},
         "feedback": {},
-        "silence_livekit_debug": false,
+        "silence_livekit_debug_logs": false,
         "is_silent_login_enabled": false,
         "custom_css_url": "",
         "use_french_gov_footer": false,
@@ -134,7 +134,6 @@ async fn config(State(sim): State<Shared>, uri: Uri, headers: HeaderMap) -> Resp
         "telephony": {"enabled": false},
         "subtitle": {"enabled": false},
         "manifest_link": null,
-        "default_sources": ["camera", "microphone", "screen_share", "screen_share_audio"],
         "auto_mute_on_join_threshold": 50,
         "livekit": {
             "url": origin(&uri, &headers, sim.tls),
@@ -146,8 +145,15 @@ async fn config(State(sim): State<Shared>, uri: Uri, headers: HeaderMap) -> Resp
     .into_response()
 }
 
-/// A LiveKit token as Meet issues it to an anonymous participant.
+/// A LiveKit token as Meet issues it to an anonymous participant (suitenumerique/meet
+/// `src/backend/core/utils.py`, `generate_token`): name "Anonymous" when no username is given,
+/// attributes `color`, `room_role` (null: no role) and `is_authenticated`.
 fn meet_token(sim: &Sim, room: &str, identity: &str, username: &str, color: &str) -> String {
+    let username = if username.is_empty() {
+        "Anonymous"
+    } else {
+        username
+    };
     let grant = VideoGrant {
         room_join: true,
         room: room.to_owned(),
@@ -166,7 +172,9 @@ fn meet_token(sim: &Sim, room: &str, identity: &str, username: &str, color: &str
     claims
         .attributes
         .insert("is_authenticated".into(), "false".into());
-    sim.tokens.sign(&claims)
+    let mut json = serde_json::to_value(&claims).expect("claims are serializable");
+    json["attributes"]["room_role"] = Value::Null;
+    sim.tokens.sign_json(&json)
 }
 
 fn livekit_object(
@@ -217,18 +225,27 @@ async fn room_lookup(
             &color,
         )
     });
+    // Shapes of suitenumerique/meet `src/backend/core/api/serializers.py` (`RoomSerializer`:
+    // `pin_code` only for who may enter, that is with `livekit`) and `core/api/viewsets.py`
+    // (the unregistered room).
     let mut body = match &found {
-        Lookup::Registered(r) => json!({
-            "id": r.id,
-            "name": r.name,
-            "slug": r.slug,
-            "configuration": {},
-            "access_level": r.access_level.as_str(),
-            "is_administrable": false,
-        }),
+        Lookup::Registered(r) => {
+            let mut body = json!({
+                "id": r.id,
+                "name": r.name,
+                "slug": r.slug,
+                "configuration": {},
+                "access_level": r.access_level.as_str(),
+            });
+            if livekit.is_some() {
+                body["pin_code"] = Value::Null;
+            }
+            body
+        }
         Lookup::Unregistered { slug } => json!({
             "id": null,
             "slug": slug,
+            "is_administrable": false,
             "access_level": "public",
         }),
     };
@@ -316,15 +333,14 @@ async fn request_entry(
         "color": entry.color,
         "livekit": livekit,
     });
+    // On every reply, a session cookie (no Max-Age), as suitenumerique/meet
+    // `src/backend/core/services/lobby.py` (`prepare_response`) sets it.
     let mut response = Json(body).into_response();
-    if existing.is_none() {
-        let cookie =
-            format!("{LOBBY_COOKIE}={id}; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=43200");
-        response.headers_mut().insert(
-            header::SET_COOKIE,
-            cookie.parse().expect("valid cookie header"),
-        );
-    }
+    let cookie = format!("{LOBBY_COOKIE}={id}; HttpOnly; Secure; SameSite=Lax; Path=/");
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie.parse().expect("valid cookie header"),
+    );
     response
 }
 

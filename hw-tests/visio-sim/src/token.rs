@@ -78,9 +78,25 @@ pub struct Claims {
     /// Participant metadata.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub metadata: String,
-    /// Participant attributes (Meet: `color`, `room_role`, `is_authenticated`).
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    /// Participant attributes (Meet: `color`, `room_role`, `is_authenticated`). A `null` value
+    /// (Meet's `room_role` for an anonymous participant) reads as `""`, as LiveKit's Go
+    /// decoder reads it into its `map[string]string`.
+    #[serde(
+        default,
+        skip_serializing_if = "HashMap::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
     pub attributes: HashMap<String, String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<HashMap<String, String>, D::Error> {
+    let map: HashMap<String, Option<String>> = HashMap::deserialize(d)?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
 }
 
 /// Signs and validates tokens with one API key/secret pair, like a LiveKit dev server.
@@ -138,6 +154,17 @@ impl TokenAuthority {
             &EncodingKey::from_secret(self.secret.as_bytes()),
         )
         .expect("HS256 signing of serializable claims cannot fail")
+    }
+
+    /// Signs claims given as JSON: for what `Claims` cannot say, such as Meet's
+    /// `"room_role": null` attribute.
+    pub fn sign_json(&self, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .expect("HS256 signing of JSON claims cannot fail")
     }
 
     /// A fresh token for the same participant and grants (the `refresh_token` a server sends

@@ -79,6 +79,9 @@ async fn config_points_livekit_at_the_simulator_itself() {
     assert_eq!(config["livekit"]["url"], sim.url.as_str());
     assert_eq!(config["livekit"]["force_wss_protocol"], false);
     assert_eq!(config["auto_mute_on_join_threshold"], 50);
+    assert_eq!(config["silence_livekit_debug_logs"], false);
+    assert!(config.get("default_sources").is_none());
+    assert_eq!(config["livekit"]["default_sources"][0], "camera");
 }
 
 #[tokio::test]
@@ -91,6 +94,7 @@ async fn an_unregistered_room_is_public_and_its_livekit_room_is_the_slug() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(room["id"], Value::Null);
+    assert_eq!(room["is_administrable"], false);
     assert_eq!(room["slug"], "abc-defg-hij");
     assert_eq!(room["access_level"], "public");
     assert_eq!(room["livekit"]["room"], "abc-defg-hij");
@@ -130,6 +134,67 @@ async fn unknown_rooms_are_404_when_unregistered_rooms_are_off() {
     let (status, again) = get(&format!("{}/api/v1.0/rooms/{id}/?username=A", sim.url)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["slug"], "abc-defg-hij");
+    // Meet's RoomSerializer fields, no is_administrable.
+    assert_eq!(
+        keys(&room),
+        [
+            "access_level",
+            "configuration",
+            "id",
+            "livekit",
+            "name",
+            "pin_code",
+            "slug"
+        ]
+    );
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+/// The raw JSON claims of a JWT (no signature check).
+fn raw_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    let mut bytes = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in payload.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((acc >> bits) as u8);
+        }
+    }
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn meet_tokens_carry_a_null_room_role_and_an_anonymous_default_name() {
+    let sim = SimServer::start(&[]);
+    let (_, room) = get(&format!("{}/api/v1.0/rooms/abc-defg-hij/", sim.url)).await;
+    let token = room["livekit"]["token"].as_str().unwrap();
+    let raw = raw_claims(token);
+    assert_eq!(raw["attributes"]["room_role"], Value::Null, "{raw}");
+    assert_eq!(raw["name"], "Anonymous");
+    // LiveKit (and the sim) read the null attribute as empty.
+    let claims = TokenAuthority::new("devkey", "secret")
+        .validate(token)
+        .unwrap();
+    assert_eq!(claims.attributes["room_role"], "");
+    assert_eq!(validate(&sim, token).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -150,6 +215,11 @@ async fn a_trusted_room_puts_an_anonymous_device_in_the_lobby_until_the_host_adm
         room.get("livekit").is_none(),
         "no token for an anonymous participant: {room}"
     );
+    // Meet's RoomSerializer drops pin_code for who may not enter.
+    assert_eq!(
+        keys(&room),
+        ["access_level", "configuration", "id", "name", "slug"]
+    );
     let room_id = room["id"].as_str().unwrap().to_owned();
 
     let (status, entry, cookie) = request_entry(&sim, "abc-defg-hij", None).await;
@@ -166,6 +236,7 @@ async fn a_trusted_room_puts_an_anonymous_device_in_the_lobby_until_the_host_adm
         cookie.contains("HttpOnly") && cookie.contains("Secure"),
         "{cookie}"
     );
+    assert!(!cookie.contains("Max-Age"), "a session cookie: {cookie}");
 
     // The host sees it waiting, only with the admin token.
     let path = format!("/api/v1.0/rooms/{room_id}/waiting-participants/");
@@ -185,7 +256,11 @@ async fn a_trusted_room_puts_an_anonymous_device_in_the_lobby_until_the_host_adm
 
     assert_eq!(host_enter(&sim, &room_id, &id, true).await, StatusCode::OK);
     let (_, entry, cookie_again) = request_entry(&sim, "abc-defg-hij", Some(&id)).await;
-    assert!(cookie_again.is_none(), "the cookie is set only once");
+    let cookie_again = cookie_again.expect("every reply sets the lobby cookie (Meet lobby.py)");
+    assert!(
+        cookie_again.starts_with(&format!("lobbyParticipantId={id};")),
+        "{cookie_again}"
+    );
     assert_eq!(entry["status"], "accepted");
     assert_eq!(entry["livekit"]["room"], room_id.as_str());
     let token = entry["livekit"]["token"].as_str().unwrap();
