@@ -812,8 +812,12 @@ impl Controller {
                 self.status.state = State::InCall;
                 self.status.last_error = None;
             }
-            SessionEvent::RemoteMute(Track::Microphone) => self.status.mic_muted = true,
-            SessionEvent::RemoteMute(Track::Camera) => self.status.camera_enabled = false,
+            // The session has muted itself already. Saying it back closes a race: an unmute
+            // from the room that crossed this event on its way would otherwise leave the
+            // session sending while `MicMuted` says muted. The session applies commands in
+            // order, so it ends on what the status says.
+            SessionEvent::RemoteMute(Track::Microphone) => self.set_mic_muted(true, actions),
+            SessionEvent::RemoteMute(Track::Camera) => self.set_camera_enabled(false, actions),
             SessionEvent::Participants(list) => self.status.participants = list,
             SessionEvent::Failed(failure) => {
                 let attempt = *attempt;

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod congestion;
 pub mod meet;
+pub mod participant;
 pub mod rtc;
 mod session;
 pub mod signal;

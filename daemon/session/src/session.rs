@@ -11,9 +11,7 @@ use prost::Message as _;
 use proto::signal_request::Message as Req;
 use proto::signal_response::Message as Resp;
 use tokio::sync::mpsc;
-use visio_room_core::controller::{
-    EndReason, Failure, FailureKind, Participant, SessionEvent, Track,
-};
+use visio_room_core::controller::{EndReason, Failure, FailureKind, SessionEvent, Track};
 use visio_room_media::{
     AudioSender, Receiver, ReceiverEvent, RemoteCodec, RemoteTrack, VideoSender,
 };
@@ -27,6 +25,7 @@ use webrtc::util::Marshal;
 use crate::config::SessionConfig;
 use crate::congestion::BitrateController;
 use crate::meet::{Credentials, MeetClient, MeetingTarget};
+use crate::participant::{Effect, Input, LocalParticipant, Sending};
 use crate::rtc::{candidate_allowed, Apis, RtcEvent, Transport, PUBLISHER, SUBSCRIBER};
 use crate::signal::{self, Inbound, Mode, Opened, Signal};
 use crate::stats::Shared;
@@ -48,12 +47,6 @@ impl Reporter {
         tracing::debug!(session = self.id.0, ?event, "session event");
         let _ = self.events.send((self.id, event));
     }
-}
-
-/// Desired local media state, kept across reconnects.
-struct Local {
-    mic_muted: bool,
-    camera_enabled: bool,
 }
 
 /// The running media engine objects and our WebRTC tracks (kept across reconnects).
@@ -109,17 +102,17 @@ pub(crate) async fn run(
         id: request.id,
         events,
     };
-    let mut local = Local {
+    let mut me = LocalParticipant::new(Sending {
         mic_muted: request.mic_muted,
         camera_enabled: request.camera_enabled,
-    };
+    });
     let outcome = run_inner(
         &request,
         &config,
         &reporter,
         &mut commands,
         &shared,
-        &mut local,
+        &mut me,
     )
     .await;
     // Tear the media down off the runtime: stopping pipelines waits for their threads.
@@ -143,13 +136,47 @@ pub(crate) async fn run(
     commands.close();
 }
 
-fn apply_command(command: Command, local: &mut Local) -> bool {
-    match command {
-        Command::Stop => return true,
-        Command::MicMuted(m) => local.mic_muted = m,
-        Command::CameraEnabled(c) => local.camera_enabled = c,
+/// The one handler of the daemon's commands, in every phase of the session: `None` means
+/// stop; otherwise the effects to carry out.
+fn on_command(command: Option<Command>, me: &mut LocalParticipant) -> Option<Vec<Effect>> {
+    match command? {
+        Command::Stop => None,
+        Command::MicMuted(m) => Some(me.handle(Input::SetMicMuted(m))),
+        Command::CameraEnabled(c) => Some(me.handle(Input::SetCameraEnabled(c))),
     }
-    false
+}
+
+/// Sets the pipelines as `effect` says: the only place their mute state is set. `false` when
+/// the effect is not about the pipelines.
+fn set_pipelines(media: &Media, effect: &Effect) -> bool {
+    match effect {
+        Effect::Microphone { muted } => {
+            if let Some(a) = &media.audio {
+                a.set_mic_muted(*muted);
+            }
+        }
+        Effect::Camera { enabled } => {
+            if let Some(v) = &media.video {
+                v.set_camera_enabled(*enabled);
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Carries out effects while there is no LiveKit connection (lobby, waiting to rejoin): the
+/// pipelines follow; what is for the server is said again by the next connection (the
+/// `AddTrack` muted flags).
+fn carry_out_offline(effects: Vec<Effect>, media: &Media, reporter: &Reporter) {
+    for effect in effects {
+        if set_pipelines(media, &effect) {
+            continue;
+        }
+        if let Effect::Report(event) = effect {
+            reporter.send(event);
+        }
+    }
 }
 
 async fn run_inner(
@@ -158,14 +185,14 @@ async fn run_inner(
     reporter: &Reporter,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     shared: &Arc<Shared>,
-    local: &mut Local,
+    me: &mut LocalParticipant,
 ) -> Outcome {
     let tls = match crate::tls::client_config(&config.tls_roots) {
         Ok(t) => t,
         Err(e) => return Outcome::Failed(Failure::new(FailureKind::NotAvailable, e.to_string())),
     };
     let target = match MeetingTarget::parse(&request.url, &config.allowed_hosts) {
-        Ok(t) => t,
+        Ok(t) => t.with_media_hosts(config.media_hosts.clone()),
         Err(e) => return Outcome::Failed(Failure::new(e.kind(), e.to_string())),
     };
     let client = match MeetClient::new(target, tls.clone()) {
@@ -186,8 +213,9 @@ async fn run_inner(
         loop {
             tokio::select! {
                 result = &mut joining => break result,
-                command = commands.recv() => match command {
-                    Some(c) => if apply_command(c, local) { return Outcome::Stopped },
+                command = commands.recv() => match on_command(command, me) {
+                    // No media yet: it starts with what `me` says.
+                    Some(effects) => carry_out_offline(effects, &Media::none(), reporter),
                     None => return Outcome::Stopped,
                 },
             }
@@ -198,11 +226,12 @@ async fn run_inner(
         Err(e) => return Outcome::Failed(Failure::new(e.kind(), e.to_string())),
     };
     tracing::info!(room = %creds.room, livekit = %creds.ws_url, "joining the LiveKit room");
+    shared.set_media_server(&creds.ws_url);
 
     // 2. Media.
     let mut media = match &config.media {
         Some(settings) => {
-            match start_media(settings, config.min_video_bitrate_bps, local, shared).await {
+            match start_media(settings, config.min_video_bitrate_bps, me.sending(), shared).await {
                 Ok(m) => m,
                 Err(message) => return Outcome::Failed(Failure::new(FailureKind::Media, message)),
             }
@@ -240,8 +269,8 @@ async fn run_inner(
             let stop = loop {
                 tokio::select! {
                     _ = &mut sleep => break false,
-                    command = commands.recv() => match command {
-                        Some(c) => if apply_command(c, local) { break true },
+                    command = commands.recv() => match on_command(command, me) {
+                        Some(effects) => carry_out_offline(effects, &media, reporter),
                         None => break true,
                     },
                 }
@@ -287,8 +316,9 @@ async fn run_inner(
             reporter,
             shared,
             &apis,
+            me,
         );
-        let outcome = conn.run(inbound, &mut media, commands, local).await;
+        let outcome = conn.run(inbound, &mut media, commands).await;
         conn.close(matches!(outcome, Outcome::Stopped)).await;
         if let Some(receiver) = &media.receiver {
             for id in conn.remote.keys() {
@@ -323,13 +353,13 @@ fn backoff(attempt: u32) -> Duration {
 async fn start_media(
     settings: &crate::config::MediaSettings,
     min_video_bitrate_bps: u32,
-    local: &Local,
+    sending: Sending,
     shared: &Arc<Shared>,
 ) -> Result<Media, String> {
     let settings = settings.clone();
     let bitrate = BitrateController::new(min_video_bitrate_bps, settings.video.encoder.bitrate_bps);
-    let camera_enabled = local.camera_enabled;
-    let mic_muted = local.mic_muted;
+    let camera_enabled = sending.camera_enabled;
+    let mic_muted = sending.mic_muted;
     // Probing and pipeline start-up block: keep them off the async runtime.
     let started = tokio::task::spawn_blocking(move || {
         // The probe does not initialise GStreamer itself.
@@ -439,12 +469,9 @@ struct Connection<'a> {
     reporter: &'a Reporter,
     shared: &'a Arc<Shared>,
     apis: &'a Apis,
+    /// The room as a participant: what it sends, its tracks, the others (sans-IO).
+    me: &'a mut LocalParticipant,
     transport: Option<Transport>,
-    my_sid: String,
-    participants: HashMap<String, proto::ParticipantInfo>,
-    last_reported: Option<Vec<Participant>>,
-    camera_sid: Option<String>,
-    mic_sid: Option<String>,
     awaiting_publish: Vec<String>,
     publisher_negotiated: bool,
     pending_candidates: [Vec<String>; 2],
@@ -465,12 +492,8 @@ impl<'a> Connection<'a> {
         reporter: &'a Reporter,
         shared: &'a Arc<Shared>,
         apis: &'a Apis,
+        me: &'a mut LocalParticipant,
     ) -> Self {
-        let my_sid = join
-            .participant
-            .as_ref()
-            .map(|p| p.sid.clone())
-            .unwrap_or_default();
         Connection {
             signal: Some(signal),
             join,
@@ -478,12 +501,8 @@ impl<'a> Connection<'a> {
             reporter,
             shared,
             apis,
+            me,
             transport: None,
-            my_sid,
-            participants: HashMap::new(),
-            last_reported: None,
-            camera_sid: None,
-            mic_sid: None,
             awaiting_publish: Vec::new(),
             publisher_negotiated: false,
             pending_candidates: [Vec::new(), Vec::new()],
@@ -497,6 +516,35 @@ impl<'a> Connection<'a> {
     fn send(&self, message: Req) {
         if let Some(s) = &self.signal {
             s.send(message);
+        }
+    }
+
+    /// Feeds the participant one input and carries out its effects.
+    fn feed(&mut self, input: Input, media: &Media) {
+        let effects = self.me.handle(input);
+        self.carry_out(effects, media);
+    }
+
+    fn carry_out(&self, effects: Vec<Effect>, media: &Media) {
+        for effect in effects {
+            if set_pipelines(media, &effect) {
+                continue;
+            }
+            match effect {
+                Effect::Signal(request) => self.send(*request),
+                Effect::Report(event) => self.reporter.send(event),
+                Effect::ActiveSpeaker(sid) => {
+                    let track = self
+                        .remote
+                        .iter()
+                        .find(|(_, r)| r.is_video && r.participant_sid == sid)
+                        .map(|(id, _)| id.clone());
+                    if let (Some(receiver), Some(track)) = (&media.receiver, track) {
+                        receiver.set_active_speaker(Some(&track));
+                    }
+                }
+                Effect::Microphone { .. } | Effect::Camera { .. } => {}
+            }
         }
     }
 
@@ -519,20 +567,23 @@ impl<'a> Connection<'a> {
         mut inbound: signal::InboundRx,
         media: &mut Media,
         commands: &mut mpsc::UnboundedReceiver<Command>,
-        local: &mut Local,
     ) -> Outcome {
+        let my_sid = self
+            .join
+            .participant
+            .as_ref()
+            .map(|p| p.sid.clone())
+            .unwrap_or_default();
         tracing::info!(
-            sid = %self.my_sid,
+            sid = %my_sid,
             room = self.join.room.as_ref().map(|r| r.name.as_str()).unwrap_or(""),
             others = self.join.other_participants.len(),
             server = self.join.server_info.as_ref().map(|s| s.version.as_str()).unwrap_or(""),
             "joined the LiveKit room"
         );
         let others = std::mem::take(&mut self.join.other_participants);
-        for p in others {
-            self.update_participant(p);
-        }
-        self.report_participants();
+        self.feed(Input::Joined { my_sid, others }, media);
+        let sending = self.me.sending();
 
         let (rtc_tx, rtc_rx) = mpsc::unbounded_channel();
         let mut tracks = Vec::new();
@@ -570,7 +621,7 @@ impl<'a> Connection<'a> {
                 source: proto::TrackSource::Camera as i32,
                 width: w,
                 height: h,
-                muted: !local.camera_enabled,
+                muted: !sending.camera_enabled,
                 layers: vec![proto::VideoLayer {
                     quality: proto::VideoQuality::High as i32,
                     width: w,
@@ -587,7 +638,7 @@ impl<'a> Connection<'a> {
                 name: "microphone".into(),
                 r#type: proto::TrackType::Audio as i32,
                 source: proto::TrackSource::Microphone as i32,
-                muted: local.mic_muted,
+                muted: sending.mic_muted,
                 ..Default::default()
             }));
             self.awaiting_publish.push(MICROPHONE_CID.into());
@@ -606,7 +657,7 @@ impl<'a> Connection<'a> {
                 tokio::select! {
                     message = inbound.recv() => match message {
                         Some(Inbound::Response(m)) => {
-                            if let Some(outcome) = self.on_signal(*m, media, local).await {
+                            if let Some(outcome) = self.on_signal(*m, media).await {
                                 break outcome;
                             }
                         }
@@ -625,16 +676,9 @@ impl<'a> Connection<'a> {
                     event = recv_opt(&mut receiver_events) => {
                         self.on_receiver(event).await;
                     },
-                    command = commands.recv() => match command {
-                        Some(Command::Stop) | None => break Outcome::Stopped,
-                        Some(Command::MicMuted(m)) => {
-                            local.mic_muted = m;
-                            self.set_mic(media, m);
-                        }
-                        Some(Command::CameraEnabled(c)) => {
-                            local.camera_enabled = c;
-                            self.set_camera(media, c);
-                        }
+                    command = commands.recv() => match on_command(command, self.me) {
+                        Some(effects) => self.carry_out(effects, media),
+                        None => break Outcome::Stopped,
                     },
                     _ = &mut publish_deadline, if !self.publisher_negotiated && !self.awaiting_publish.is_empty() => {
                         tracing::warn!(pending = ?self.awaiting_publish, "the SFU did not acknowledge our tracks; negotiating anyway");
@@ -646,12 +690,10 @@ impl<'a> Connection<'a> {
                 }
             };
             match outcome {
-                Outcome::Resume(reason) => {
-                    match self.resume(reason, media, commands, local).await {
-                        Ok(resumed) => inbound = resumed,
-                        Err(outcome) => break outcome,
-                    }
-                }
+                Outcome::Resume(reason) => match self.resume(reason, media, commands).await {
+                    Ok(resumed) => inbound = resumed,
+                    Err(outcome) => break outcome,
+                },
                 other => break other,
             }
         };
@@ -668,7 +710,6 @@ impl<'a> Connection<'a> {
         reason: String,
         media: &Media,
         commands: &mut mpsc::UnboundedReceiver<Command>,
-        local: &mut Local,
     ) -> Result<signal::InboundRx, Outcome> {
         tracing::warn!(%reason, "lost the signalling connection; resuming the same participant");
         self.signal = None;
@@ -693,7 +734,7 @@ impl<'a> Connection<'a> {
             let token = self.link.creds.token.clone();
             let tls = self.link.tls.clone();
             let mode = Mode::Resume {
-                sid: self.my_sid.clone(),
+                sid: self.me.sid().to_owned(),
             };
             let step = async move {
                 tokio::time::sleep(delay).await;
@@ -706,16 +747,11 @@ impl<'a> Connection<'a> {
             let result = loop {
                 tokio::select! {
                     result = &mut step => break result,
-                    command = commands.recv() => match command {
-                        Some(Command::Stop) | None => return Err(Outcome::Stopped),
-                        Some(Command::MicMuted(m)) => {
-                            local.mic_muted = m;
-                            self.set_mic(media, m);
-                        }
-                        Some(Command::CameraEnabled(c)) => {
-                            local.camera_enabled = c;
-                            self.set_camera(media, c);
-                        }
+                    // No signalling now: the pipelines follow at once, the server is told by
+                    // the resume's restatement.
+                    command = commands.recv() => match on_command(command, self.me) {
+                        Some(effects) => self.carry_out(effects, media),
+                        None => return Err(Outcome::Stopped),
                     },
                 }
             };
@@ -725,7 +761,7 @@ impl<'a> Connection<'a> {
                     tracing::info!(attempt, elapsed = ?started.elapsed(), "resumed the meeting connection");
                     self.signal = Some(signal);
                     self.shared.resumes.fetch_add(1, Ordering::Relaxed);
-                    self.after_resume(*reconnect, media, local).await?;
+                    self.after_resume(*reconnect, media).await?;
                     return Ok(inbound);
                 }
                 Ok(Ok((signal, _, Opened::Join(_)))) => {
@@ -756,7 +792,6 @@ impl<'a> Connection<'a> {
         &mut self,
         _reconnect: proto::ReconnectResponse,
         media: &Media,
-        local: &Local,
     ) -> Result<(), Outcome> {
         // Candidates of the old ICE session are useless; new ones wait for the new
         // descriptions.
@@ -776,33 +811,26 @@ impl<'a> Connection<'a> {
             sdp: d.sdp,
             ..Default::default()
         };
-        let mut publish_tracks = Vec::new();
-        for (cid, sid, kind, muted) in [
-            (
-                CAMERA_CID,
-                &self.camera_sid,
-                proto::TrackType::Video,
-                !local.camera_enabled,
-            ),
-            (
-                MICROPHONE_CID,
-                &self.mic_sid,
-                proto::TrackType::Audio,
-                local.mic_muted,
-            ),
-        ] {
-            if let Some(sid) = sid {
-                publish_tracks.push(proto::TrackPublishedResponse {
+        let publish_tracks = self
+            .me
+            .published()
+            .into_iter()
+            .map(|(track, sid, muted)| {
+                let (cid, kind) = match track {
+                    Track::Camera => (CAMERA_CID, proto::TrackType::Video),
+                    Track::Microphone => (MICROPHONE_CID, proto::TrackType::Audio),
+                };
+                proto::TrackPublishedResponse {
                     cid: cid.to_owned(),
                     track: Some(proto::TrackInfo {
-                        sid: sid.clone(),
+                        sid,
                         r#type: kind as i32,
                         muted,
                         ..Default::default()
                     }),
-                });
-            }
-        }
+                }
+            })
+            .collect();
         let data_channels = [&t.reliable, &t.lossy]
             .iter()
             .map(|dc| proto::DataChannelInfo {
@@ -849,36 +877,11 @@ impl<'a> Connection<'a> {
             }
         }
         self.send(Req::SyncState(sync));
-        self.set_mic(media, local.mic_muted);
-        self.set_camera(media, local.camera_enabled);
+        self.feed(Input::Resumed, media);
         // Say every track's setting again on the new connection.
         self.track_settings.clear();
         self.send_track_settings().await;
         Ok(())
-    }
-
-    fn set_mic(&self, media: &Media, muted: bool) {
-        if let Some(a) = &media.audio {
-            a.set_mic_muted(muted);
-        }
-        if let Some(sid) = &self.mic_sid {
-            self.send(Req::Mute(proto::MuteTrackRequest {
-                sid: sid.clone(),
-                muted,
-            }));
-        }
-    }
-
-    fn set_camera(&self, media: &Media, enabled: bool) {
-        if let Some(v) = &media.video {
-            v.set_camera_enabled(enabled);
-        }
-        if let Some(sid) = &self.camera_sid {
-            self.send(Req::Mute(proto::MuteTrackRequest {
-                sid: sid.clone(),
-                muted: !enabled,
-            }));
-        }
     }
 
     async fn negotiate_publisher(&mut self) -> Result<(), String> {
@@ -914,12 +917,7 @@ impl<'a> Connection<'a> {
         }
     }
 
-    async fn on_signal(
-        &mut self,
-        message: Resp,
-        media: &Media,
-        local: &mut Local,
-    ) -> Option<Outcome> {
+    async fn on_signal(&mut self, message: Resp, media: &Media) -> Option<Outcome> {
         match message {
             Resp::Answer(answer) => {
                 let t = self.transport.as_ref()?;
@@ -996,11 +994,15 @@ impl<'a> Connection<'a> {
                     .as_ref()
                     .map(|t| t.sid.clone())
                     .unwrap_or_default();
+                let muted = published.track.as_ref().is_some_and(|t| t.muted);
                 tracing::info!(cid = %published.cid, %sid, "track published");
-                match published.cid.as_str() {
-                    CAMERA_CID => self.camera_sid = Some(sid),
-                    MICROPHONE_CID => self.mic_sid = Some(sid),
-                    _ => {}
+                let track = match published.cid.as_str() {
+                    CAMERA_CID => Some(Track::Camera),
+                    MICROPHONE_CID => Some(Track::Microphone),
+                    _ => None,
+                };
+                if let Some(track) = track {
+                    self.feed(Input::TrackPublished { track, sid, muted }, media);
                 }
                 self.awaiting_publish.retain(|c| *c != published.cid);
                 if self.awaiting_publish.is_empty() && !self.publisher_negotiated {
@@ -1010,38 +1012,17 @@ impl<'a> Connection<'a> {
                 }
             }
             Resp::Update(update) => {
-                for p in update.participants {
-                    self.update_participant(p);
-                }
-                self.report_participants();
+                self.feed(Input::ParticipantUpdate(update.participants), media);
             }
-            Resp::Mute(mute) => {
-                // Server-initiated mute: obey; never unmute ourselves on request.
-                if !mute.muted {
-                    tracing::info!(sid = %mute.sid, "server asked to unmute; staying as we are");
-                } else if Some(&mute.sid) == self.mic_sid.as_ref() {
-                    self.remote_mute(Track::Microphone, media, local);
-                } else if Some(&mute.sid) == self.camera_sid.as_ref() {
-                    self.remote_mute(Track::Camera, media, local);
-                }
-            }
+            Resp::Mute(mute) => self.feed(
+                Input::ServerMute {
+                    sid: mute.sid,
+                    muted: mute.muted,
+                },
+                media,
+            ),
             Resp::SpeakersChanged(changed) => {
-                let speaker = changed
-                    .speakers
-                    .iter()
-                    .filter(|s| s.active && s.sid != self.my_sid)
-                    .max_by(|a, b| a.level.total_cmp(&b.level));
-                if let Some(receiver) = &media.receiver {
-                    let track = speaker.and_then(|s| {
-                        self.remote
-                            .iter()
-                            .find(|(_, r)| r.is_video && r.participant_sid == s.sid)
-                            .map(|(id, _)| id.clone())
-                    });
-                    if track.is_some() {
-                        receiver.set_active_speaker(track.as_deref());
-                    }
-                }
+                self.feed(Input::SpeakersChanged(changed.speakers), media)
             }
             Resp::RefreshToken(token) => {
                 tracing::debug!("access token refreshed");
@@ -1090,72 +1071,6 @@ impl<'a> Connection<'a> {
         None
     }
 
-    fn remote_mute(&self, track: Track, media: &Media, local: &mut Local) {
-        match track {
-            Track::Microphone => {
-                if local.mic_muted {
-                    return;
-                }
-                local.mic_muted = true;
-                self.set_mic(media, true);
-            }
-            Track::Camera => {
-                if !local.camera_enabled {
-                    return;
-                }
-                local.camera_enabled = false;
-                self.set_camera(media, false);
-            }
-        }
-        tracing::info!(?track, "muted by a remote participant");
-        self.reporter.send(SessionEvent::RemoteMute(track));
-    }
-
-    fn update_participant(&mut self, p: proto::ParticipantInfo) {
-        if p.sid == self.my_sid || p.identity.is_empty() {
-            return;
-        }
-        let gone = p.state == proto::participant_info::State::Disconnected as i32;
-        if gone {
-            self.participants.remove(&p.sid);
-            return;
-        }
-        if let Some(existing) = self.participants.get(&p.sid) {
-            if existing.version > p.version && p.version != 0 {
-                return;
-            }
-        }
-        self.participants.insert(p.sid.clone(), p);
-    }
-
-    fn report_participants(&mut self) {
-        let mut list: Vec<Participant> = self
-            .participants
-            .values()
-            .map(|p| Participant {
-                identity: p.identity.clone(),
-                name: if p.name.is_empty() {
-                    p.identity.clone()
-                } else {
-                    p.name.clone()
-                },
-                audio: p
-                    .tracks
-                    .iter()
-                    .any(|t| t.r#type == proto::TrackType::Audio as i32 && !t.muted),
-                video: p
-                    .tracks
-                    .iter()
-                    .any(|t| t.r#type == proto::TrackType::Video as i32 && !t.muted),
-            })
-            .collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name).then(a.identity.cmp(&b.identity)));
-        if self.last_reported.as_ref() != Some(&list) {
-            self.last_reported = Some(list.clone());
-            self.reporter.send(SessionEvent::Participants(list));
-        }
-    }
-
     async fn on_rtc(&mut self, event: RtcEvent, media: &mut Media) -> Option<Outcome> {
         match event {
             RtcEvent::Candidate { target, json } => {
@@ -1179,11 +1094,7 @@ impl<'a> Connection<'a> {
                 }
             }
             RtcEvent::Track(track) => self.on_remote_track(track, media).await,
-            RtcEvent::Data(data) => {
-                if let Some(outcome) = self.on_data(&data, media) {
-                    return Some(outcome);
-                }
-            }
+            RtcEvent::Data(data) => self.on_data(&data, media),
             RtcEvent::VideoReport {
                 fraction_lost,
                 rtt_ms,
@@ -1236,43 +1147,29 @@ impl<'a> Connection<'a> {
         }
     }
 
-    fn on_data(&mut self, data: &[u8], media: &Media) -> Option<Outcome> {
+    fn on_data(&mut self, data: &[u8], media: &Media) {
         let packet = match proto::DataPacket::decode(data) {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(error = %e, "undecodable data packet ignored");
-                return None;
+                return;
             }
         };
         let Some(proto::data_packet::Value::User(user)) = packet.value else {
-            return None;
+            return;
         };
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(&user.payload) else {
             tracing::debug!(topic = ?user.topic, "non-JSON user data ignored");
-            return None;
+            return;
         };
         let kind = json.get("type").and_then(|t| t.as_str()).unwrap_or("");
-        match kind {
-            // Meet sends it to the person it muted (their microphone).
-            "participantMuted" => {
-                let mut local = Local {
-                    mic_muted: false,
-                    camera_enabled: true,
-                };
-                let already = media
-                    .audio
-                    .as_ref()
-                    .map(|a| a.stats().muted)
-                    .unwrap_or(false);
-                if !already {
-                    self.remote_mute(Track::Microphone, media, &mut local);
-                }
-            }
-            other => {
-                tracing::info!(kind = other, from = %packet.participant_identity, "meeting message")
-            }
-        }
-        None
+        self.feed(
+            Input::MeetMessage {
+                kind: kind.to_owned(),
+                from: packet.participant_identity,
+            },
+            media,
+        );
     }
 
     async fn on_remote_track(&mut self, track: Arc<TrackRemote>, media: &mut Media) {
@@ -1289,8 +1186,8 @@ impl<'a> Connection<'a> {
             return;
         };
         let screen_share = self
-            .participants
-            .get(&participant_sid)
+            .me
+            .participant(&participant_sid)
             .and_then(|p| p.tracks.iter().find(|t| t.sid == track_sid))
             .is_some_and(|t| t.source == proto::TrackSource::ScreenShare as i32);
         tracing::info!(track = %track_sid, participant = %participant_sid, %mime, ssrc, "remote track");

@@ -351,6 +351,34 @@ fn remote_party_may_mute_but_never_unmute() {
 }
 
 #[test]
+fn a_remote_mute_that_crosses_an_unmute_ends_with_the_session_told_the_status() {
+    let mut room = Room::new();
+    room.in_call(A, Source::Button);
+    room.ok(Input::SetMicMuted {
+        muted: true,
+        source: Source::Button,
+    });
+    // The room unmutes; the session, not yet told, is muted by the server meanwhile.
+    let unmute = room.ok(Input::SetMicMuted {
+        muted: false,
+        source: Source::Button,
+    });
+    assert!(unmute.contains(&Action::ApplyMicMuted(false)));
+    let actions = room.event(SessionEvent::RemoteMute(Track::Microphone));
+    // The session applies ApplyMicMuted(false) then this: it ends muted, as the status says.
+    assert!(room.c.status().mic_muted);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::ApplyMicMuted(_)))
+            .collect::<Vec<_>>(),
+        [&Action::ApplyMicMuted(true)]
+    );
+    let actions = room.event(SessionEvent::RemoteMute(Track::Camera));
+    assert!(actions.contains(&Action::ApplyCameraEnabled(false)));
+}
+
+#[test]
 fn remote_camera_off_is_obeyed_and_sticks() {
     let mut room = Room::new();
     room.in_call(A, Source::Button);
