@@ -70,6 +70,10 @@ pub struct VisioConfig {
     /// What the Join button joins when no meeting is planned, validated against
     /// `allowed_hosts`.
     pub default_meeting: Option<MeetingUrl>,
+    /// Hosts the meetings' media server (LiveKit) may be on, in canonical form. `None` (the
+    /// default): the media server that an allowed meeting host announces (over verified TLS)
+    /// is used. See `docs/meeting-urls.md`.
+    pub media_hosts: Option<Vec<String>>,
 }
 
 impl VisioConfig {
@@ -78,6 +82,13 @@ impl VisioConfig {
         // Loading validated every entry; a hand-built value falls back to allowing nothing.
         AllowedHosts::parse(&self.allowed_hosts).unwrap_or_default()
     }
+
+    /// The media-server restriction, if the configuration sets one.
+    pub fn media_host_list(&self) -> Option<AllowedHosts> {
+        self.media_hosts
+            .as_ref()
+            .map(|h| AllowedHosts::parse(h).unwrap_or_default())
+    }
 }
 
 impl Default for VisioConfig {
@@ -85,6 +96,7 @@ impl Default for VisioConfig {
         VisioConfig {
             allowed_hosts: vec!["visio.numerique.gouv.fr".into()],
             default_meeting: None,
+            media_hosts: None,
         }
     }
 }
@@ -376,7 +388,10 @@ impl Config {
 /// Every section and its keys, in the order of `docs/configuration.md`.
 const SCHEMA: &[(&str, &[&str])] = &[
     ("room", &["name", "join_muted"]),
-    ("visio", &["allowed_hosts", "default_meeting"]),
+    (
+        "visio",
+        &["allowed_hosts", "media_hosts", "default_meeting"],
+    ),
     (
         "media",
         &[
@@ -475,27 +490,15 @@ impl Reader<'_> {
         }
         if let Some(t) = self.section(doc, "visio")? {
             self.check_keys(t, Some("visio"), keys_of("visio"))?;
-            if let Some((hosts, span)) = self.strings(t, "visio", "allowed_hosts")? {
-                if hosts.is_empty() {
-                    return Err(self.error(
-                        Some(span),
-                        Some("visio.allowed_hosts"),
-                        "the list is empty, so no meeting could be joined; expected hosts such as [\"visio.numerique.gouv.fr\"]",
-                    ));
-                }
-                // Each entry on its own, so that the error points at the wrong one.
-                let mut canonical = Vec::with_capacity(hosts.len());
-                for (host, span) in &hosts {
-                    let parsed = AllowedHosts::parse(&[host]).map_err(|e| {
-                        self.error(
-                            Some(span.clone()),
-                            Some("visio.allowed_hosts"),
-                            &e.to_string(),
-                        )
-                    })?;
-                    canonical.extend(parsed.entries());
-                }
-                config.visio.allowed_hosts = canonical;
+            if let Some(hosts) = self.host_list(t, "allowed_hosts", "no meeting could be joined")? {
+                config.visio.allowed_hosts = hosts;
+            }
+            if let Some(hosts) = self.host_list(
+                t,
+                "media_hosts",
+                "no meeting's media server would be allowed",
+            )? {
+                config.visio.media_hosts = Some(hosts);
             }
             if let Some((url, span)) = self.string(t, "visio", "default_meeting")? {
                 let url = MeetingUrl::parse(&url, &config.visio.allow_list()).map_err(|e| {
@@ -514,6 +517,34 @@ impl Reader<'_> {
             self.calendar(t, &mut config.calendar)?;
         }
         Ok(config)
+    }
+
+    /// `visio.<key>`: a non-empty list of hosts, each checked on its own (so that the error
+    /// points at the wrong one), in canonical form.
+    fn host_list(
+        &self,
+        t: &DeTable<'_>,
+        key: &str,
+        if_empty: &str,
+    ) -> Result<Option<Vec<String>>, ConfigError> {
+        let name = format!("visio.{key}");
+        let Some((hosts, span)) = self.strings(t, "visio", key)? else {
+            return Ok(None);
+        };
+        if hosts.is_empty() {
+            return Err(self.error(
+                Some(span),
+                Some(name.as_str()),
+                &format!("the list is empty, so {if_empty}; expected hosts such as [\"visio.numerique.gouv.fr\"]"),
+            ));
+        }
+        let mut canonical = Vec::with_capacity(hosts.len());
+        for (host, span) in &hosts {
+            let parsed = AllowedHosts::parse(&[host])
+                .map_err(|e| self.error(Some(span.clone()), Some(name.as_str()), &e.to_string()))?;
+            canonical.extend(parsed.entries());
+        }
+        Ok(Some(canonical))
     }
 
     fn media(&self, t: &DeTable<'_>, m: &mut MediaConfig) -> Result<(), ConfigError> {
@@ -1030,6 +1061,26 @@ max_attempts = 3
             e.contains(":2:22: join.initial_backoff_ms: must be at most join.max_backoff_ms (60000, the default)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn media_hosts_are_optional_and_checked_like_allowed_hosts() {
+        assert_eq!(parse("").unwrap().visio.media_hosts, None);
+        let c = parse("[visio]\nmedia_hosts = [\"LiveKit.Visio.example:443\", \"[::1]:7880\"]\n")
+            .unwrap();
+        assert_eq!(
+            c.visio.media_hosts.as_deref(),
+            Some(
+                &[
+                    "livekit.visio.example:443".to_owned(),
+                    "[::1]:7880".to_owned()
+                ][..]
+            )
+        );
+        let e = err("[visio]\nmedia_hosts = []\n");
+        assert!(e.contains("visio.media_hosts: the list is empty"), "{e}");
+        let e = err("[visio]\nmedia_hosts = [\"wss://livekit.example\"]\n");
+        assert!(e.contains(":2:16: visio.media_hosts:"), "{e}");
     }
 
     #[test]

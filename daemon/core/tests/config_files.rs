@@ -172,5 +172,5 @@ fn every_key_of_the_reference_is_in_the_example_and_accepted() {
             }
         }
     }
-    assert_eq!(documented, 29, "keys documented in docs/configuration.md");
+    assert_eq!(documented, 30, "keys documented in docs/configuration.md");
 }

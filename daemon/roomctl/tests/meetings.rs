@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use visio_room_test_support::{free_port, Bus, Daemon, FakeMeet, Result, RoomConfig, Sim};
+use visio_room_test_support::{free_port, request, Bus, Daemon, FakeMeet, Result, RoomConfig, Sim};
 
 /// The room's track of `kind` as the simulator sees it (sid, muted, packets_in, …).
 fn track(participant: &serde_json::Value, kind: &str) -> Option<serde_json::Value> {
@@ -260,6 +260,66 @@ fn a_server_mute_mutes_the_room_within_a_second_and_it_stays_muted() -> Result<(
     let me = sim.participant("abc-defg-hij", "Salle Muette")?.unwrap();
     assert_eq!(track(&me, "audio").unwrap()["muted"], true, "{me:#}");
     Ok(())
+}
+
+#[test]
+fn the_media_server_a_meet_host_announces_is_used_and_shown_unless_media_hosts_restrict_it(
+) -> Result<()> {
+    // Like Visio, the Meet API and the LiveKit server on different hosts: a Meet front on
+    // `localhost` passes requests to the simulator's Meet API, whose rooms announce LiveKit
+    // on `127.0.0.1` (the origin the front asked it on).
+    let sim = Sim::start(&[])?;
+    let origin = sim.origin.clone();
+    let meet = FakeMeet::start(
+        move |path| match request(&origin, "GET", path, None, None) {
+            Ok(reply) => (reply.status, reply.body),
+            Err(e) => (502, format!("{{\"detail\": {:?}}}", e.to_string())),
+        },
+    )?;
+    let port = meet
+        .host()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let meet_host = format!("localhost:{port}");
+    let meeting = format!("http://{meet_host}/abc-defg-hij");
+
+    // By default the announced server is used, and Health names it.
+    let bus = Bus::start()?;
+    let daemon = Daemon::with_config(&bus, &RoomConfig::new("Salle Annonce", &meet_host))?;
+    bus.ctl_ok(&["join", &meeting])?;
+    let status = bus.wait_status(30, "in the call with the media server in Health", |s| {
+        s["state"] == "in-call" && s["health"]["media_server"].is_string()
+    })?;
+    assert_eq!(
+        status["health"]["media_server"],
+        format!("ws://{}", sim.host()).as_str(),
+        "{status:#}"
+    );
+    wait_media_at_server(&sim, "abc-defg-hij", "Salle Annonce", (0, 0))?;
+    bus.ctl_ok(&["leave"])?;
+    drop(daemon);
+
+    // visio.media_hosts restricts it: the join fails at once, naming the host and the key.
+    let bus = Bus::start()?;
+    let config = RoomConfig::new("Salle Stricte", &meet_host)
+        .with_visio("media_hosts = [\"127.0.0.2\"]\n")
+        .with("[join]\nmax_attempts = 2\ninitial_backoff_ms = 200\n");
+    let mut daemon = Daemon::with_config(&bus, &config)?;
+    bus.ctl_ok(&["join", &meeting])?;
+    let failed = bus.wait_status(20, "the error state", |s| s["state"] == "error")?;
+    assert_eq!(
+        failed["health"]["last_error_kind"], "not-available",
+        "{failed:#}"
+    );
+    let message = failed["health"]["last_error"].as_str().unwrap_or("");
+    assert!(
+        message.contains(sim.host()) && message.contains("visio.media_hosts"),
+        "{message}"
+    );
+    assert!(sim.participant("abc-defg-hij", "Salle Stricte")?.is_none());
+    still_answers(&bus, &mut daemon)
 }
 
 #[test]

@@ -229,6 +229,13 @@ impl RoomInterface {
         if let Some(end) = status.last_end {
             entries.push(("last_end", Value::from(end.as_str())));
         }
+        if let Some(server) = s
+            .media_live
+            .as_ref()
+            .and_then(|m| m.media_server.as_deref())
+        {
+            entries.push(("media_server", Value::from(server)));
+        }
         if let (Some(retry), Some(at)) = (status.retry, s.retry_at_unix_ms) {
             entries.push(("retry_attempt", Value::from(retry.next_attempt)));
             entries.push(("retry_max_attempts", Value::from(retry.max_attempts)));
@@ -269,6 +276,8 @@ impl RoomInterface {
                 Value::from(live.rtp_packets_received),
             ));
             entries.push(("keyframe_requests", Value::from(live.keyframe_requests)));
+            entries.push(("resumes", Value::from(live.resumes)));
+            entries.push(("rejoins", Value::from(live.rejoins)));
             if let Some(report) = &live.encoder_report {
                 entries.push(("encoder_report", Value::from(report.as_str())));
             }

@@ -45,6 +45,7 @@ impl Visio {
     pub fn new(config: &Config) -> Visio {
         let session = SessionConfig {
             allowed_hosts: config.visio.allow_list(),
+            media_hosts: config.visio.media_host_list(),
             lobby_timeout: std::time::Duration::from_secs(config.join.lobby_timeout_s),
             ..SessionConfig::default()
         };

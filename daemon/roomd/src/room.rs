@@ -339,14 +339,21 @@ impl<B: MeetingBackend> RoomLoop<B> {
             .session()
             .and_then(|id| self.sessions.get(&id))
             .and_then(|s| s.media_status());
-        let changed = {
+        let (changed, server_changed) = {
             let mut snapshot = self.shared.read();
+            let server = |m: &Option<visio_room_session::MediaStatus>| {
+                m.as_ref().and_then(|m| m.media_server.clone())
+            };
             let changed = snapshot.media_live != live;
+            let server_changed = server(&snapshot.media_live) != server(&live);
             snapshot.media_live = live;
-            changed
+            (changed, server_changed)
         };
         if changed {
             publisher.media_changed().await;
+        }
+        if server_changed {
+            publisher.changed(&[StatusField::Health]).await;
         }
     }
 

@@ -15,6 +15,9 @@ pub struct SessionConfig {
     /// URL the Meet API returns (the meeting's own host, or a host of this list). Empty (the
     /// default) allows nothing.
     pub allowed_hosts: AllowedHosts,
+    /// Where the meetings' LiveKit server may be besides the meeting's host
+    /// (`visio.media_hosts`); `None` accepts the one the Meet API announces.
+    pub media_hosts: Option<AllowedHosts>,
     /// Which certificate authorities are trusted. TLS verification is always on.
     pub tls_roots: TlsRoots,
     /// Pause between two lobby `request-entry` polls (Meet's web app: 1 s; entries expire
@@ -42,6 +45,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             allowed_hosts: AllowedHosts::default(),
+            media_hosts: None,
             tls_roots: TlsRoots::default(),
             lobby_poll_interval: Duration::from_secs(1),
             lobby_timeout: Duration::from_secs(600),

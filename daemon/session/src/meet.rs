@@ -55,7 +55,7 @@ pub enum MeetError {
         host: String,
     },
     /// The Meet API sent the room to a LiveKit server on a host the configuration does not name.
-    #[error("the meeting service on {meeting_host} sends its media through {host}, which is not in visio.allowed_hosts: add \"{host}\" to visio.allowed_hosts to join meetings of this service")]
+    #[error("the meeting service on {meeting_host} sends its media through {host}, which is not in visio.media_hosts: add \"{host}\" to visio.media_hosts (or remove the key to use the media server each meeting service announces)")]
     LiveKitHostNotAllowed {
         /// Host (and port) of the LiveKit URL.
         host: String,
@@ -215,8 +215,9 @@ pub struct MeetingTarget {
     pub slug: String,
     /// The host, for messages.
     pub host: String,
-    /// `visio.allowed_hosts`, for the LiveKit URL the Meet API hands out.
-    allowed: AllowedHosts,
+    /// `visio.media_hosts`: where the LiveKit server may be; `None` accepts the one the Meet
+    /// API announces.
+    media_hosts: Option<AllowedHosts>,
 }
 
 impl MeetingTarget {
@@ -238,20 +239,36 @@ impl MeetingTarget {
             host: host_port(&api),
             slug: meeting.slug().to_owned(),
             api,
-            allowed: allowed.clone(),
+            media_hosts: None,
         })
     }
 
-    /// Checks the LiveKit (media server) URL the Meet API returned: it must be on the meeting's
-    /// own host (any port), or its host must be in `visio.allowed_hosts` (the real Visio serves
-    /// LiveKit from another host, which the configuration must therefore name). The device
-    /// talks only to hosts its configuration names.
+    /// Restricts the LiveKit server to the meeting's own host and `hosts`
+    /// (`visio.media_hosts`); `None` accepts the one the Meet API announces.
+    pub fn with_media_hosts(mut self, hosts: Option<AllowedHosts>) -> Self {
+        self.media_hosts = hosts;
+        self
+    }
+
+    /// Checks the LiveKit (media server) URL the Meet API returned. The rule:
+    /// - the meeting's own host (any port) is always accepted;
+    /// - without `visio.media_hosts`, the server the meeting service announces is accepted:
+    ///   the announcement comes from a host the configuration allows, over TLS that is always
+    ///   verified (or from a loopback host), and Visio's LiveKit host is not public, so a
+    ///   fixed list would break rooms whenever the service moves it;
+    /// - with `visio.media_hosts`, only its hosts are (for administrations that must pin every
+    ///   host the device talks to).
+    ///
+    /// Plain `ws://` is refused for other than loopback hosts before this (`livekit_ws_url`).
     pub fn check_livekit_url(&self, livekit: &Url) -> Result<(), MeetError> {
         let host = livekit.host_str().unwrap_or_default();
         let meeting_host = self.api.host_str().unwrap_or_default();
         if !host.is_empty() && host.eq_ignore_ascii_case(meeting_host) {
             return Ok(());
         }
+        let Some(allowed) = &self.media_hosts else {
+            return Ok(());
+        };
         // Ask the one allow-list matcher: the same host and port as an https (wss) or http
         // (ws) meeting link would have.
         let scheme = if livekit.scheme() == "ws" {
@@ -260,7 +277,7 @@ impl MeetingTarget {
             "https"
         };
         let probe = format!("{scheme}://{}/livekit", host_port(livekit));
-        match MeetingUrl::parse(&probe, &self.allowed) {
+        match MeetingUrl::parse(&probe, allowed) {
             Ok(_) => Ok(()),
             Err(MeetingUrlError::HostNotAllowed { host }) => {
                 Err(MeetError::LiveKitHostNotAllowed {
@@ -663,32 +680,32 @@ mod tests {
     }
 
     #[test]
-    fn the_livekit_server_must_be_the_meetings_host_or_on_the_allow_list() {
+    fn the_announced_livekit_server_is_used_unless_media_hosts_restrict_it() {
         let meeting = "https://visio.numerique.gouv.fr/abc-defg-hij";
-        let only_meet =
-            MeetingTarget::parse(meeting, &allow(&["visio.numerique.gouv.fr"])).unwrap();
+        let target = MeetingTarget::parse(meeting, &allow(&["visio.numerique.gouv.fr"])).unwrap();
         let url = |u: &str| Url::parse(u).unwrap();
-        // Same host, any port.
-        assert!(only_meet
-            .check_livekit_url(&url("wss://visio.numerique.gouv.fr:7880/"))
-            .is_ok());
-        // Real Visio: LiveKit elsewhere, refused until the configuration names it.
-        let refused = only_meet.check_livekit_url(&url("wss://livekit.visio.numerique.gouv.fr/"));
-        let message = refused.unwrap_err().to_string();
-        assert!(
-            message.contains("add \"livekit.visio.numerique.gouv.fr\" to visio.allowed_hosts"),
-            "{message}"
-        );
-        let both = MeetingTarget::parse(
-            meeting,
-            &allow(&["visio.numerique.gouv.fr", "livekit.visio.numerique.gouv.fr"]),
-        )
-        .unwrap();
-        assert!(both
+        // Real Visio: LiveKit on another host, announced by the allowed Meet host over TLS.
+        assert!(target
             .check_livekit_url(&url("wss://livekit.visio.numerique.gouv.fr/"))
             .is_ok());
-        // An allowed host on another port is not allowed (entries without a port mean 443).
-        assert!(both
+        // Restricted: the meeting's own host (any port) and the listed hosts only.
+        let pinned = target
+            .clone()
+            .with_media_hosts(Some(allow(&["livekit.visio.numerique.gouv.fr"])));
+        assert!(pinned
+            .check_livekit_url(&url("wss://visio.numerique.gouv.fr:7880/"))
+            .is_ok());
+        assert!(pinned
+            .check_livekit_url(&url("wss://livekit.visio.numerique.gouv.fr/"))
+            .is_ok());
+        let refused = pinned.check_livekit_url(&url("wss://media.elsewhere.example/"));
+        let message = refused.unwrap_err().to_string();
+        assert!(
+            message.contains("add \"media.elsewhere.example\" to visio.media_hosts"),
+            "{message}"
+        );
+        // A listed host on another port is not allowed (entries without a port mean 443).
+        assert!(pinned
             .check_livekit_url(&url("wss://livekit.visio.numerique.gouv.fr:8443/"))
             .is_err());
     }

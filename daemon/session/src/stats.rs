@@ -27,6 +27,9 @@ pub struct MediaStatus {
     pub resumes: u64,
     /// Times the meeting was rejoined from scratch (a resume was not possible).
     pub rejoins: u64,
+    /// The LiveKit server the meeting's media goes through (`wss://host[:port]`), once the
+    /// Meet API named it.
+    pub media_server: Option<String>,
 }
 
 #[derive(Default)]
@@ -44,9 +47,21 @@ pub(crate) struct Shared {
     pub keyframe_requests: std::sync::atomic::AtomicU64,
     pub resumes: std::sync::atomic::AtomicU64,
     pub rejoins: std::sync::atomic::AtomicU64,
+    pub media_server: Mutex<Option<String>>,
 }
 
 impl Shared {
+    /// Records the LiveKit server in use (scheme, host and port only: never the token).
+    pub fn set_media_server(&self, url: &url::Url) {
+        let server = format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default()
+        );
+        *self.media_server.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
+    }
+
     pub fn snapshot(&self) -> MediaStatus {
         use std::sync::atomic::Ordering::Relaxed;
         let refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
@@ -61,6 +76,11 @@ impl Shared {
             keyframe_requests: self.keyframe_requests.load(Relaxed),
             resumes: self.resumes.load(Relaxed),
             rejoins: self.rejoins.load(Relaxed),
+            media_server: self
+                .media_server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use common::*;
 use tokio::sync::mpsc;
 use visio_room_core::controller::{FailureKind, SessionEvent};
+use visio_room_core::meeting_url::AllowedHosts;
 use visio_room_session::meet::{MeetClient, MeetingTarget};
-use visio_room_session::{start, TlsRoots};
+use visio_room_session::{start, SessionConfig, TlsRoots};
 
 fn tls() -> std::sync::Arc<rustls::ClientConfig> {
     visio_room_session::tls::client_config(&TlsRoots::default()).expect("system trust store")
@@ -234,9 +235,11 @@ async fn a_token_refused_by_livekit_is_reported_as_refused() {
 }
 
 #[tokio::test]
-async fn a_media_server_on_a_host_the_configuration_does_not_name_is_refused() {
-    // The Meet API (allowed) sends the room to a LiveKit server on another host: the room must
-    // not follow it there, and says which setting would allow it.
+async fn a_media_server_outside_visio_media_hosts_is_refused() {
+    // The Meet API (allowed) sends the room to a LiveKit server on another host, and the
+    // configuration pins the media servers (`visio.media_hosts`): the room must not follow it
+    // there, and says which setting would allow it. (Without the key the announced server is
+    // used: `daemon/roomctl/tests/meetings.rs`.)
     let base = fake_meet(|path| {
         if path.contains("config") {
             (200, "{}".into())
@@ -251,9 +254,13 @@ async fn a_media_server_on_a_host_the_configuration_does_not_name_is_refused() {
     })
     .await;
     let (tx, mut events) = mpsc::unbounded_channel();
+    let config = SessionConfig {
+        media_hosts: Some(AllowedHosts::parse(&["livekit.example"]).unwrap()),
+        ..sim_config(&base)
+    };
     let _session = start(
         request(1, &format!("{base}/abc-defg-hij"), "Salle"),
-        sim_config(&base),
+        config,
         tx,
     );
     let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
@@ -263,7 +270,7 @@ async fn a_media_server_on_a_host_the_configuration_does_not_name_is_refused() {
     assert_eq!(f.kind, FailureKind::NotAvailable);
     assert!(
         f.message
-            .contains("add \"localhost:7880\" to visio.allowed_hosts"),
+            .contains("add \"localhost:7880\" to visio.media_hosts"),
         "{}",
         f.message
     );

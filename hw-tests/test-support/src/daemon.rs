@@ -23,6 +23,8 @@ pub struct RoomConfig {
     pub framerate: u32,
     /// Lines appended as they are (e.g. a `[join]` table).
     pub extra: String,
+    /// Lines added to the `[visio]` table (e.g. `media_hosts = [...]`).
+    pub visio_extra: String,
 }
 
 impl RoomConfig {
@@ -35,6 +37,7 @@ impl RoomConfig {
             resolution: (320, 240),
             framerate: 15,
             extra: String::new(),
+            visio_extra: String::new(),
         }
     }
 
@@ -51,6 +54,12 @@ impl RoomConfig {
         self
     }
 
+    /// The same with `lines` added to the `[visio]` table.
+    pub fn with_visio(mut self, lines: &str) -> RoomConfig {
+        self.visio_extra.push_str(lines);
+        self
+    }
+
     /// The file's text.
     pub fn to_toml(&self) -> String {
         let hosts: Vec<String> = self
@@ -59,11 +68,12 @@ impl RoomConfig {
             .map(|h| format!("{h:?}"))
             .collect();
         format!(
-            "[room]\nname = {:?}\n\n[visio]\nallowed_hosts = [{}]\n\n[media]\n\
+            "[room]\nname = {:?}\n\n[visio]\nallowed_hosts = [{}]\n{}\n[media]\n\
              video_source = \"test\"\naudio_source = \"test\"\nvideo_sink = \"none\"\n\
              audio_sink = \"none\"\nresolution = \"{}x{}\"\nframerate = {}\n\n{}",
             self.name,
             hosts.join(", "),
+            self.visio_extra,
             self.resolution.0,
             self.resolution.1,
             self.framerate,
