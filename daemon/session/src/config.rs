@@ -23,13 +23,18 @@ pub struct SessionConfig {
     /// Pause between two lobby `request-entry` polls (Meet's web app: 1 s; entries expire
     /// 3 s after the last poll).
     pub lobby_poll_interval: Duration,
+    /// The lobby cookies of earlier attempts, shared by the sessions made from this
+    /// configuration (clones share them): a retry of the same meeting is recognised by Meet
+    /// and, once admitted, let in again without a host.
+    pub lobby_cookies: crate::meet::LobbyCookies,
     /// Give up waiting in the lobby after this long ([`visio_room_core::controller::FailureKind::LobbyTimeout`]).
     pub lobby_timeout: Duration,
     /// Budget for re-establishing a lost LiveKit connection before reporting `Unreachable`.
     pub reconnect_budget: Duration,
     /// How long to try resuming the same participant (`reconnect=1`) after the signalling
-    /// connection is lost, before rejoining from scratch (LiveKit keeps a vanished participant
-    /// for a while; visio-sim for 10 s).
+    /// connection is lost once no peer connection is connected any more, before rejoining from
+    /// scratch. While one still is, resuming goes on up to `reconnect_budget` (LiveKit, and
+    /// visio-sim, keep a participant whose ICE is connected).
     pub resume_budget: Duration,
     /// Restrict ICE to loopback addresses (tests and single-machine demos with `visio-sim`).
     pub ice_loopback_only: bool,
@@ -48,6 +53,7 @@ impl Default for SessionConfig {
             media_hosts: None,
             tls_roots: TlsRoots::default(),
             lobby_poll_interval: Duration::from_secs(1),
+            lobby_cookies: crate::meet::LobbyCookies::default(),
             lobby_timeout: Duration::from_secs(600),
             reconnect_budget: Duration::from_secs(60),
             resume_budget: Duration::from_secs(8),

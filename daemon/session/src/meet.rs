@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use url::Url;
@@ -15,6 +15,45 @@ use visio_room_core::meeting_url::{AllowedHosts, MeetingUrl, MeetingUrlError};
 
 /// The cookie Meet uses to recognise a participant waiting in the lobby.
 pub const LOBBY_COOKIE: &str = "lobbyParticipantId";
+
+/// How long Meet remembers an admitted participant by its lobby cookie (`settings.py`,
+/// `LOBBY_ACCEPTED_TIMEOUT`: 6 h).
+pub const LOBBY_ADMISSION_LASTS: Duration = Duration::from_secs(6 * 3600);
+
+/// The lobby cookies of the meetings the room asked to enter, kept across the attempts
+/// (sessions) of the same meeting. A browser keeps its cookie, so Meet lets an admitted
+/// participant back in without the host admitting it again; a room that retries after a
+/// network blip must do the same. Shared by the sessions of one daemon (cheap to clone);
+/// entries are forgotten after [`LOBBY_ADMISSION_LASTS`]. Cookie values never appear in
+/// `Debug` output or logs.
+#[derive(Clone, Default)]
+pub struct LobbyCookies(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, Instant)>>>,
+);
+
+impl std::fmt::Debug for LobbyCookies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|m| m.len()).unwrap_or(0);
+        write!(f, "LobbyCookies({n} meetings)")
+    }
+}
+
+impl LobbyCookies {
+    /// The cookie last given for `meeting` (its API base and slug), if still fresh at `now`.
+    pub fn get(&self, meeting: &str, now: Instant) -> Option<String> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(meeting)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < LOBBY_ADMISSION_LASTS)
+            .map(|(cookie, _)| cookie.clone())
+    }
+
+    /// Remembers `cookie` for `meeting` at `now`, and forgets stale entries.
+    pub fn set(&self, meeting: &str, cookie: &str, now: Instant) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, at)| now.saturating_duration_since(*at) < LOBBY_ADMISSION_LASTS);
+        map.insert(meeting.to_owned(), (cookie.to_owned(), now));
+    }
+}
 
 /// What the session needs to open the LiveKit connection.
 #[derive(Clone, PartialEq, Eq)]
@@ -469,13 +508,15 @@ impl MeetClient {
         Ok((reply, cookie))
     }
 
-    /// Resolves the meeting to LiveKit credentials: room lookup, then the lobby if needed.
+    /// Resolves the meeting to LiveKit credentials: room lookup, then the lobby if needed,
+    /// with the cookie of an earlier attempt at the same meeting from `cookies` (kept there).
     /// `on_waiting` runs once when the room starts waiting in the lobby.
     pub async fn join_credentials<F, Fut>(
         &self,
         username: &str,
         poll_interval: Duration,
         lobby_timeout: Duration,
+        cookies: &LobbyCookies,
         on_waiting: F,
     ) -> Result<Credentials, MeetError>
     where
@@ -493,12 +534,18 @@ impl MeetClient {
             return self.credentials(&grant, force_wss);
         }
         let started = tokio::time::Instant::now();
-        let mut lobby_id: Option<String> = None;
+        let meeting = format!("{}rooms/{}", self.target.api, self.target.slug);
+        let mut lobby_id = cookies.get(&meeting, Instant::now());
+        if lobby_id.is_some() {
+            tracing::info!("asking to enter with the lobby cookie of an earlier attempt");
+        }
         let mut on_waiting = Some(on_waiting);
         loop {
             match self.request_entry(username, lobby_id.as_deref()).await {
                 Ok((reply, cookie)) => {
-                    lobby_id = cookie.or(Some(reply.id.clone()));
+                    let id = cookie.unwrap_or_else(|| reply.id.clone());
+                    cookies.set(&meeting, &id, Instant::now());
+                    lobby_id = Some(id);
                     match reply.status {
                         EntryStatus::Accepted => {
                             let grant = reply.livekit.ok_or_else(|| MeetError::Malformed {

@@ -207,6 +207,7 @@ async fn run_inner(
             &request.display_name,
             config.lobby_poll_interval,
             config.lobby_timeout,
+            &config.lobby_cookies,
             waiting,
         );
         tokio::pin!(joining);
@@ -312,6 +313,7 @@ async fn run_inner(
                 creds: &mut creds,
                 tls: tls.clone(),
                 resume_budget: config.resume_budget,
+                reconnect_budget: config.reconnect_budget,
             },
             reporter,
             shared,
@@ -458,6 +460,8 @@ struct Link<'a> {
     creds: &'a mut Credentials,
     tls: Arc<rustls::ClientConfig>,
     resume_budget: Duration,
+    /// The most a resume may take while the media path is still up.
+    reconnect_budget: Duration,
 }
 
 /// One LiveKit connection (signalling + two peer connections). Its signalling may be
@@ -702,9 +706,11 @@ impl<'a> Connection<'a> {
     }
 
     /// Resumes this participant on a new signalling connection (`reconnect=1&sid=`, with the
-    /// newest token), retrying with backoff for `resume_budget`; the peer connections stay up
-    /// and restart ICE once the server answers. `Err` when resuming is not possible: `Lost`
-    /// (rejoin from scratch) or `Stopped`.
+    /// newest token), retrying with backoff; the peer connections stay up and restart ICE once
+    /// the server answers. Like livekit-client, it keeps trying while a peer connection is
+    /// still connected (media flows, and LiveKit keeps a participant whose ICE is connected),
+    /// up to `reconnect_budget`; once none is, `resume_budget` after the loss. `Err` when
+    /// resuming is not possible: `Lost` (rejoin from scratch) or `Stopped`.
     async fn resume(
         &mut self,
         reason: String,
@@ -714,14 +720,19 @@ impl<'a> Connection<'a> {
         tracing::warn!(%reason, "lost the signalling connection; resuming the same participant");
         self.signal = None;
         let started = tokio::time::Instant::now();
-        let budget = self.link.resume_budget;
         let mut attempt: u32 = 0;
         let mut last = reason.clone();
         loop {
+            let budget = if self.ice_connected() {
+                self.link.reconnect_budget
+            } else {
+                self.link.resume_budget
+            };
             let remaining = budget.saturating_sub(started.elapsed());
             if remaining.is_zero() {
                 return Err(Outcome::Lost(format!(
-                    "{reason}; resuming failed for {budget:?} (last: {last})"
+                    "{reason}; resuming failed for {:?} (last: {last})",
+                    started.elapsed()
                 )));
             }
             let delay = if attempt == 0 {
@@ -785,9 +796,18 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// After a `ReconnectResponse`: restart ICE on the publisher (the server restarts it on
-    /// the subscriber with its next offer), tell the server what we publish and receive
-    /// (`SyncState`), and restate our mute state.
+    /// Whether a peer connection is still connected (the media path works).
+    fn ice_connected(&self) -> bool {
+        self.transport.as_ref().is_some_and(|t| {
+            [&t.publisher, &t.subscriber]
+                .iter()
+                .any(|pc| pc.connection_state() == RTCPeerConnectionState::Connected)
+        })
+    }
+
+    /// After a `ReconnectResponse`: tell the server what we publish and receive
+    /// (`SyncState`), then restart ICE on the publisher (the server restarts it on the
+    /// subscriber with its next offer), and restate our mute state.
     async fn after_resume(
         &mut self,
         _reconnect: proto::ReconnectResponse,
@@ -842,15 +862,20 @@ impl<'a> Connection<'a> {
         let sync = proto::SyncState {
             answer: subscriber_answer.map(|d| description(d, "answer")),
             offer: subscriber_offer.map(|d| description(d, "offer")),
+            // Like livekit-client with auto-subscribe: the tracks we do *not* want, with
+            // `subscribe: false` (the room wants every track: none).
             subscription: Some(proto::UpdateSubscription {
-                track_sids: self.remote.keys().cloned().collect(),
-                subscribe: true,
+                track_sids: Vec::new(),
+                subscribe: false,
                 ..Default::default()
             }),
             publish_tracks,
             data_channels,
             ..Default::default()
         };
+        // SyncState before the ICE restart, as livekit-client does: the server checks our
+        // tracks first (an unknown one means a full reconnect).
+        self.send(Req::SyncState(sync));
         if self.publisher_negotiated {
             let options = webrtc::peer_connection::offer_answer_options::RTCOfferOptions {
                 ice_restart: true,
@@ -876,7 +901,6 @@ impl<'a> Connection<'a> {
                 }
             }
         }
-        self.send(Req::SyncState(sync));
         self.feed(Input::Resumed, media);
         // Say every track's setting again on the new connection.
         self.track_settings.clear();
@@ -1064,6 +1088,11 @@ impl<'a> Connection<'a> {
                 });
             }
             Resp::TrackUnpublished(t) => tracing::debug!(sid = %t.track_sid, "track unpublished"),
+            Resp::RequestResponse(response) => {
+                if let Some(outcome) = self.on_request_response(response).await {
+                    return Some(outcome);
+                }
+            }
             Resp::RoomUpdate(_) | Resp::ConnectionQuality(_) | Resp::SubscribedQualityUpdate(_) => {
             }
             other => tracing::trace!(?other, "signalling message ignored"),
@@ -1132,6 +1161,39 @@ impl<'a> Connection<'a> {
                     v.request_keyframe();
                 }
             }
+        }
+        None
+    }
+
+    /// The server's answer to one of our requests. A refused `AddTrack` (the room may not
+    /// publish that source in this meeting, LiveKit's `NOT_ALLOWED`) is not waited for: the
+    /// meeting goes on without that track.
+    async fn on_request_response(&mut self, response: proto::RequestResponse) -> Option<Outcome> {
+        use proto::request_response::{Reason, Request};
+        let reason = Reason::try_from(response.reason).unwrap_or(Reason::UnclassifiedError);
+        if reason == Reason::Ok {
+            return None;
+        }
+        match response.request {
+            Some(Request::AddTrack(add)) => {
+                tracing::warn!(
+                    cid = %add.cid,
+                    reason = reason.as_str_name(),
+                    message = %response.message,
+                    "the server refused to publish one of our tracks; the meeting goes on without it"
+                );
+                self.awaiting_publish.retain(|c| *c != add.cid);
+                if self.awaiting_publish.is_empty() && !self.publisher_negotiated {
+                    if let Err(e) = self.negotiate_publisher().await {
+                        return Some(Outcome::Lost(e));
+                    }
+                }
+            }
+            _ => tracing::info!(
+                reason = reason.as_str_name(),
+                message = %response.message,
+                "the server refused a request"
+            ),
         }
         None
     }

@@ -39,6 +39,7 @@ async fn a_public_room_gives_livekit_credentials_for_its_uuid() {
             "Salle Jaune",
             Duration::from_millis(200),
             Duration::from_secs(5),
+            &Default::default(),
             || async {},
         )
         .await
@@ -56,10 +57,11 @@ async fn the_room_waits_in_the_lobby_until_a_host_admits_it_then_joins() {
     init_tracing();
     let sim = Sim::start(&["--room", "board:trusted"]);
     let (tx, mut events) = mpsc::unbounded_channel();
-    let _session = start(
+    let config = sim_config(&sim.base);
+    let session = start(
         request(1, &sim.meeting_url("board"), "Salle Verte"),
-        sim_config(&sim.base),
-        tx,
+        config.clone(),
+        tx.clone(),
     );
     expect_event(&mut events, 10, "WaitingInLobby", |e| {
         *e == SessionEvent::WaitingInLobby
@@ -85,6 +87,26 @@ async fn the_room_waits_in_the_lobby_until_a_host_admits_it_then_joins() {
         *e == SessionEvent::Connected
     })
     .await;
+
+    // The connection is lost for good and the daemon retries with a new session: Meet
+    // recognises the room by its lobby cookie (admission lasts 6 h) and lets it in without a
+    // host, as it does for a browser that kept its cookie.
+    session.stop();
+    expect_event(&mut events, 10, "Stopped", |e| *e == SessionEvent::Stopped).await;
+    let _retry = start(
+        request(2, &sim.meeting_url("board"), "Salle Verte"),
+        config,
+        tx,
+    );
+    let (_, event) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("an event from the retry")
+        .expect("events");
+    assert_eq!(
+        event,
+        SessionEvent::Connected,
+        "the retry had to wait in the lobby again"
+    );
 }
 
 #[tokio::test]
