@@ -38,6 +38,18 @@ use crate::source::{AudioSinkSetting, VideoSinkSetting};
 use crate::MediaError;
 
 const PIPELINE: &str = "receiver";
+/// Track bins are named `rx-N`; nothing else in the pipeline is.
+const TRACK_BIN_PREFIX: &str = "rx-";
+
+/// Where a bus message comes from.
+enum Origin {
+    /// Inside the track bin of this name, which was in the pipeline when asked.
+    Track(gst::glib::GString),
+    /// The shared part (canvas, compositor, mixer, sinks) or the pipeline itself.
+    Shared,
+    /// A track bin already taken out of the pipeline: a late message, ignored.
+    Removed,
+}
 
 /// The codec of a remote track.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -402,7 +414,7 @@ impl Receiver {
         if state.tracks.iter().any(|t| t.info.id == track.id) {
             return Err(MediaError::DuplicateTrack(track.id));
         }
-        let bin_name = format!("rx-{}", state.next_bin);
+        let bin_name = format!("{TRACK_BIN_PREFIX}{}", state.next_bin);
         state.next_bin += 1;
         let counters = Arc::new(TrackCounters {
             level_bits: AtomicU64::new(u64::MAX),
@@ -677,10 +689,18 @@ impl Shared {
         match msg.view() {
             gst::MessageView::Error(err) => {
                 let reason = format!("{} ({})", err.error(), elements::source_name(msg));
-                match self.track_of(msg) {
-                    Some(index) => {
+                match self.origin(msg) {
+                    Origin::Track(bin_name) => {
+                        // Found and removed under one lock: a concurrent `remove_track` can
+                        // neither shift what an index points to nor take it first unnoticed.
                         let track = {
                             let mut state = self.lock();
+                            let Some(index) =
+                                state.tracks.iter().position(|t| t.bin.name() == bin_name)
+                            else {
+                                tracing::debug!(bin = %bin_name, %reason, "error of a track already removed");
+                                return;
+                            };
                             let track = state.tracks.remove(index);
                             state.failed.push((track.info.id.clone(), reason.clone()));
                             track
@@ -693,7 +713,10 @@ impl Shared {
                         self.dispose(track);
                         self.layout_dirty.store(true, Ordering::Release);
                     }
-                    None => {
+                    Origin::Removed => {
+                        tracing::debug!(%reason, "error of a track already removed");
+                    }
+                    Origin::Shared => {
                         tracing::error!(%reason, debug = ?err.debug(), "receiver pipeline failed");
                         self.lock().error = Some(reason.clone());
                         let _ = self.events.send(ReceiverEvent::Failed { reason });
@@ -711,7 +734,7 @@ impl Shared {
                 if s.name() != "level" {
                     return;
                 }
-                let Some(index) = self.track_of(msg) else {
+                let Origin::Track(bin_name) = self.origin(msg) else {
                     return;
                 };
                 let Ok(rms) = s.get::<gst::glib::ValueArray>("rms") else {
@@ -722,7 +745,7 @@ impl Shared {
                     .filter_map(|v| v.get::<f64>().ok())
                     .fold(f64::NEG_INFINITY, f64::max);
                 let state = self.lock();
-                if let Some(track) = state.tracks.get(index) {
+                if let Some(track) = state.tracks.iter().find(|t| t.bin.name() == bin_name) {
                     track
                         .counters
                         .level_bits
@@ -733,16 +756,29 @@ impl Shared {
         }
     }
 
-    /// The index of the track whose bin contains the message's source.
-    fn track_of(&self, msg: &gst::Message) -> Option<usize> {
-        let mut object = msg.src()?.clone();
+    /// Where a message comes from: a track's bin (by name, to be looked up under the same
+    /// lock as whatever is done with the track), the shared part, or a bin already removed.
+    fn origin(&self, msg: &gst::Message) -> Origin {
+        let pipeline = self.pipeline.upcast_ref::<gst::Object>();
+        let Some(mut object) = msg.src().cloned() else {
+            return Origin::Shared;
+        };
         loop {
-            let parent = object.parent()?;
-            if parent == *self.pipeline.upcast_ref::<gst::Object>() {
-                let name = object.name();
-                return self.lock().tracks.iter().position(|t| t.bin.name() == name);
+            match object.parent() {
+                Some(parent) if parent == *pipeline => {
+                    let name = object.name();
+                    return if name.starts_with(TRACK_BIN_PREFIX) {
+                        Origin::Track(name)
+                    } else {
+                        Origin::Shared
+                    };
+                }
+                Some(parent) => object = parent,
+                // The pipeline itself, or a track bin that was taken out of it after the
+                // message was posted.
+                None if object == *pipeline => return Origin::Shared,
+                None => return Origin::Removed,
             }
-            object = parent;
         }
     }
 
@@ -945,3 +981,104 @@ const _: fn() = || {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<Receiver>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    fn headless() -> ReceiverConfig {
+        ReceiverConfig {
+            video_sink: VideoSinkSetting::None,
+            audio_sink: AudioSinkSetting::None,
+            width: 320,
+            height: 180,
+            fps: 15,
+            ..ReceiverConfig::default()
+        }
+    }
+
+    /// Posts an error from inside a track's bin, as a decoder that gave up would. `false` when
+    /// the track is not there (any more).
+    fn post_error(receiver: &Receiver, track_id: &str) -> bool {
+        let bin = receiver
+            .shared
+            .lock()
+            .tracks
+            .iter()
+            .find(|t| t.info.id == track_id)
+            .map(|t| t.bin.clone());
+        let Some(element) = bin.and_then(|b| b.iterate_elements().into_iter().flatten().next())
+        else {
+            return false;
+        };
+        let msg = gst::message::Error::builder(gst::CoreError::Failed, "injected by the test")
+            .src(&element)
+            .build();
+        element.post_message(msg).is_ok()
+    }
+
+    #[test]
+    fn a_failing_track_is_removed_by_name_while_others_are_removed_concurrently() {
+        let (receiver, _events) = Receiver::start(headless()).expect("receiver starts");
+        let receiver = Arc::new(receiver);
+        for round in 0..25 {
+            let ids: Vec<String> = (0..12).map(|i| format!("TR_{round}_{i}")).collect();
+            for id in &ids {
+                receiver
+                    .add_track(RemoteTrack {
+                        id: id.clone(),
+                        codec: RemoteCodec::Opus,
+                        payload_type: 111,
+                        screen_share: false,
+                    })
+                    .expect("track added");
+            }
+            let failing: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
+            let removed: Vec<String> = ids.iter().step_by(2).cloned().collect();
+            // Errors of the odd tracks reach the bus thread while the session removes the
+            // even ones: each must take its own track and nothing else.
+            let poster = {
+                let receiver = receiver.clone();
+                let failing = failing.clone();
+                std::thread::spawn(move || {
+                    failing
+                        .iter()
+                        .filter(|id| !post_error(&receiver, id))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+            };
+            for id in &removed {
+                if let Err(e) = receiver.remove_track(id) {
+                    panic!("round {round}: {id} was taken by another track's error: {e}");
+                }
+            }
+            let not_posted = poster.join().expect("poster thread");
+            assert!(
+                not_posted.is_empty(),
+                "round {round}: tracks gone before their own error: {not_posted:?}"
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !receiver.stats().tracks.is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let stats = receiver.stats();
+            let left: Vec<&str> = stats.tracks.iter().map(|t| t.id.as_str()).collect();
+            assert!(left.is_empty(), "round {round}: tracks left: {left:?}");
+            let failed: BTreeSet<&str> = stats
+                .failed_tracks
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .filter(|id| id.starts_with(&format!("TR_{round}_")))
+                .collect();
+            let expected: BTreeSet<&str> = failing.iter().map(String::as_str).collect();
+            assert_eq!(failed, expected, "round {round}");
+            assert_eq!(
+                stats.error, None,
+                "round {round}: the shared pipeline failed"
+            );
+        }
+    }
+}
