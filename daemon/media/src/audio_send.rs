@@ -151,8 +151,8 @@ impl AudioSender {
 
         let refs: Vec<&gst::Element> = chain.iter().collect();
         elements::add_chain(&pipeline, &refs, PIPELINE)?;
-        let watch = watch_sender(&pipeline, "media-audio-send", counters.clone());
         elements::start_pipeline(&pipeline, PIPELINE)?;
+        let watch = watch_sender(&pipeline, "media-audio-send", counters.clone());
         counters.running.store(true, Ordering::Release);
         tracing::info!(
             microphone = ?config.microphone,

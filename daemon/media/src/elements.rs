@@ -1,9 +1,11 @@
 //! Small shared pieces for building pipelines: element creation with a typed error, and the
-//! background thread that watches a pipeline's bus.
+//! one thread that watches every pipeline's bus.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_core::Stream;
+use tokio::sync::oneshot;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -88,50 +90,91 @@ pub(crate) fn start_pipeline(
     Ok(())
 }
 
-/// A thread popping a pipeline's bus messages and handing them to a handler, until stopped.
-/// Messages are handled here, never on GStreamer's streaming threads.
+/// The one thread that reads every pipeline's bus: a current-thread tokio runtime running a
+/// task per pipeline ([`BusWatch`]), rather than a polling thread per pipeline. Message
+/// handlers run here, never on GStreamer's streaming threads, and must not block for long:
+/// every pipeline of the process shares this thread.
+fn bus_runtime() -> &'static tokio::runtime::Handle {
+    static HANDLE: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("building the media bus runtime");
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name(BUS_THREAD.to_owned())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("spawning the media bus thread");
+        handle
+    })
+}
+
+const BUS_THREAD: &str = "media-bus";
+
+/// A task reading a pipeline's bus (`bus.stream()`) on the shared bus thread and handing each
+/// message to a handler, until stopped.
 pub(crate) struct BusWatch {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    // In a mutex only to make the watch `Sync` (std's receiver is not); never contended.
+    done: Option<Mutex<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl BusWatch {
-    /// Starts watching `pipeline`'s bus. `on_tick` runs at least every 100 ms, after any
-    /// messages, so periodic work (layout updates) happens on this thread too.
+    /// Starts watching `pipeline`'s bus. Start it once the pipeline is playing:
+    /// [`start_pipeline`] reads a refusal's reason from the bus, and the stream takes over
+    /// every message still queued there. `on_tick` runs every 100 ms, so periodic work
+    /// (layout updates) happens on the bus thread too. `name` names the pipeline in logs.
     pub(crate) fn start(
         pipeline: &gst::Pipeline,
-        thread_name: &str,
+        name: &'static str,
         mut on_message: impl FnMut(&gst::Message) + Send + 'static,
         mut on_tick: impl FnMut() + Send + 'static,
     ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
         let bus = pipeline.bus().expect("a pipeline always has a bus");
-        let stop_flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(thread_name.to_owned())
-            .spawn(move || {
-                while !stop_flag.load(Ordering::Acquire) {
-                    if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
-                        on_message(&msg);
-                        while let Some(msg) = bus.pop() {
-                            on_message(&msg);
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        // Created here, not in the task: from now on every message goes to the stream.
+        let mut messages = bus.stream();
+        bus_runtime().spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stop_rx => break,
+                    msg = std::future::poll_fn(|cx| std::pin::Pin::new(&mut messages).poll_next(cx)) => {
+                        match msg {
+                            Some(msg) => on_message(&msg),
+                            None => break,
                         }
                     }
-                    on_tick();
+                    _ = tick.tick() => on_tick(),
                 }
-            })
-            .expect("spawning a bus thread");
+            }
+            // Dropping the stream gives the bus back (its sync handler is removed).
+            drop(messages);
+            tracing::trace!(pipeline = name, "bus watch stopped");
+            let _ = done_tx.send(());
+        });
         BusWatch {
-            stop,
-            thread: Some(thread),
+            stop: Some(stop_tx),
+            done: Some(Mutex::new(done_rx)),
         }
     }
 
-    /// Stops the thread and waits for it.
+    /// Stops the task and waits until its handler has returned for the last time.
     pub(crate) fn stop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            // A handler stopping its own watch would wait for itself.
+            if std::thread::current().name() != Some(BUS_THREAD) {
+                if let Ok(done) = done.into_inner() {
+                    let _ = done.recv();
+                }
+            }
         }
     }
 }

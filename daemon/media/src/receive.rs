@@ -367,9 +367,10 @@ impl Receiver {
         });
         let weak = Arc::downgrade(&shared);
         let weak_tick = weak.clone();
+        elements::start_pipeline(&pipeline, PIPELINE)?;
         let watch = BusWatch::start(
             &pipeline,
-            "media-receive",
+            PIPELINE,
             move |msg| {
                 if let Some(shared) = weak.upgrade() {
                     shared.on_message(msg);
@@ -383,7 +384,6 @@ impl Receiver {
                 }
             },
         );
-        elements::start_pipeline(&pipeline, PIPELINE)?;
         tracing::info!(
             video_sink = video_sink_name,
             audio_sink = audio_sink_name,

@@ -241,8 +241,8 @@ impl VideoSender {
 
         let refs: Vec<&gst::Element> = chain.iter().collect();
         elements::add_chain(&pipeline, &refs, PIPELINE)?;
-        let watch = watch_sender(&pipeline, "media-video-send", counters.clone());
         elements::start_pipeline(&pipeline, PIPELINE)?;
+        let watch = watch_sender(&pipeline, "media-video-send", counters.clone());
         counters.running.store(true, Ordering::Release);
         tracing::info!(
             encoder = encoder.encoder_name(),
