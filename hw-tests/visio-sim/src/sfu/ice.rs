@@ -1,0 +1,134 @@
+//! ICE: the SFU's candidates trickled to the client, the client's trickled candidates (kept
+//! to loopback unless `IceScope::Any`, queued until the remote description is set), LiveKit's
+//! ICE timeouts, and the peer connection states (connected once: the participant outlives its
+//! signalling; failed: the client is asked to resume).
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use livekit_protocol as proto;
+use proto::signal_response::Message as Resp;
+use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+
+use super::participant::Participant;
+use super::{IceScope, SfuError};
+
+/// ICE timeouts of a LiveKit server (livekit/livekit `pkg/rtc/transport.go`): no traffic for
+/// 10 s makes a connection disconnected, 5 s more failed; keepalives every 2 s.
+pub(super) const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Trickle targets.
+pub(super) const PUBLISHER: i32 = 0;
+pub(super) const SUBSCRIBER: i32 = 1;
+
+/// The mid of the first m-section of an SDP.
+fn first_mid(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=mid:"))
+        .map(str::trim)
+}
+
+impl Participant {
+    fn accepts_candidate(&self, candidate: &str) -> bool {
+        if self.ice_scope == IceScope::Any {
+            return true;
+        }
+        // candidate:<foundation> <component> <transport> <priority> <address> <port> typ ...
+        let address = candidate.split_whitespace().nth(4).unwrap_or("");
+        address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Trickles the SFU's candidates to the client and follows the peer connection states.
+    pub(super) fn wire_ice(self: &Arc<Self>) {
+        for (pc, target) in [(&self.publisher, PUBLISHER), (&self.subscriber, SUBSCRIBER)] {
+            let me = Arc::downgrade(self);
+            pc.on_ice_candidate(Box::new(move |c| {
+                let me = me.clone();
+                Box::pin(async move {
+                    let (Some(me), Some(c)) = (me.upgrade(), c) else { return };
+                    let Ok(mut init) = c.to_json() else { return };
+                    // Bundled: the candidate belongs to the first m-section, whatever its mid.
+                    let pc = if target == PUBLISHER { &me.publisher } else { &me.subscriber };
+                    let sdp = pc.local_description().await.map(|d| d.sdp).unwrap_or_default();
+                    init.sdp_mid = Some(first_mid(&sdp).unwrap_or("0").to_owned());
+                    let json = serde_json::to_string(&init).unwrap_or_default();
+                    tracing::trace!(identity = %me.identity, target, candidate = %json, "local candidate");
+                    me.send(Resp::Trickle(proto::TrickleRequest { candidate_init: json, target, r#final: false }));
+                })
+            }));
+            let me = Arc::downgrade(self);
+            pc.on_peer_connection_state_change(Box::new(move |s| {
+                let me = me.clone();
+                Box::pin(async move {
+                    if let Some(me) = me.upgrade() {
+                        tracing::debug!(identity = %me.identity, target, state = %s, "peer connection state");
+                        if s == RTCPeerConnectionState::Connected {
+                            me.ice_ever_connected.store(true, Ordering::Relaxed);
+                        }
+                        if s == RTCPeerConnectionState::Failed {
+                            me.transport_failed();
+                        }
+                        if s == RTCPeerConnectionState::Connected && target == SUBSCRIBER {
+                            let mut st = me.state.lock().unwrap();
+                            if st.info.state != proto::participant_info::State::Active as i32 {
+                                st.info.state = proto::participant_info::State::Active as i32;
+                                st.info.version += 1;
+                            }
+                        }
+                    }
+                })
+            }));
+        }
+    }
+
+    pub(super) async fn flush_candidates(&self, target: i32) {
+        let pending =
+            std::mem::take(&mut self.state.lock().unwrap().pending_candidates[target as usize]);
+        let pc = if target == PUBLISHER {
+            &self.publisher
+        } else {
+            &self.subscriber
+        };
+        for c in pending {
+            if let Err(e) = pc.add_ice_candidate(c).await {
+                tracing::debug!(error = %e, "queued candidate refused");
+            }
+        }
+    }
+
+    /// Handles a trickled candidate from the client.
+    pub async fn trickle(&self, req: proto::TrickleRequest) -> Result<(), SfuError> {
+        if req.candidate_init.is_empty() {
+            return Ok(());
+        }
+        let init: RTCIceCandidateInit = serde_json::from_str(&req.candidate_init)?;
+        if init.candidate.is_empty() {
+            return Ok(());
+        }
+        if !self.accepts_candidate(&init.candidate) {
+            tracing::trace!(candidate = %init.candidate, "non-loopback candidate ignored");
+            return Ok(());
+        }
+        let target = if req.target == SUBSCRIBER {
+            SUBSCRIBER
+        } else {
+            PUBLISHER
+        };
+        let pc = if target == PUBLISHER {
+            &self.publisher
+        } else {
+            &self.subscriber
+        };
+        if pc.remote_description().await.is_none() {
+            self.state.lock().unwrap().pending_candidates[target as usize].push(init);
+            return Ok(());
+        }
+        pc.add_ice_candidate(init).await?;
+        Ok(())
+    }
+}
