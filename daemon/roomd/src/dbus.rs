@@ -236,6 +236,9 @@ impl RoomInterface {
         {
             entries.push(("media_server", Value::from(server)));
         }
+        if let Some(path) = s.media_live.as_ref().and_then(|m| m.media_path) {
+            entries.push(("media_path", Value::from(path)));
+        }
         if let (Some(retry), Some(at)) = (status.retry, s.retry_at_unix_ms) {
             entries.push(("retry_attempt", Value::from(retry.next_attempt)));
             entries.push(("retry_max_attempts", Value::from(retry.max_attempts)));

@@ -342,7 +342,7 @@ impl<B: MeetingBackend> RoomLoop<B> {
         let (changed, server_changed) = {
             let mut snapshot = self.shared.read();
             let server = |m: &Option<visio_room_session::MediaStatus>| {
-                m.as_ref().and_then(|m| m.media_server.clone())
+                m.as_ref().map(|m| (m.media_server.clone(), m.media_path))
             };
             let changed = snapshot.media_live != live;
             let server_changed = server(&snapshot.media_live) != server(&live);

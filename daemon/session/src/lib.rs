@@ -24,6 +24,7 @@ mod session;
 pub mod signal;
 mod stats;
 pub mod tls;
+pub mod turn_stream;
 
 use std::sync::Arc;
 

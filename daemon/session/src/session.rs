@@ -29,6 +29,7 @@ use crate::participant::{Effect, Input, LocalParticipant, Sending};
 use crate::rtc::{candidate_allowed, Apis, RtcEvent, Transport, PUBLISHER, SUBSCRIBER};
 use crate::signal::{self, Inbound, Mode, Opened, Signal};
 use crate::stats::Shared;
+use crate::turn_stream::{self, StreamTurn};
 use crate::{Command, SessionEvents, SessionRequest};
 
 const CAMERA_CID: &str = "visio-room-camera";
@@ -486,6 +487,8 @@ struct Connection<'a> {
     tiles: Vec<(String, Option<visio_room_media::layout::Rect>)>,
     /// What the SFU was last told per video track: `None` disabled, else the size.
     track_settings: HashMap<String, Option<(u32, u32)>>,
+    /// Bridges to the TURN servers reached over TCP or TLS (webrtc-rs relays over UDP only).
+    turn_bridges: Vec<StreamTurn>,
 }
 
 impl<'a> Connection<'a> {
@@ -514,6 +517,7 @@ impl<'a> Connection<'a> {
             remote: HashMap::new(),
             tiles: Vec::new(),
             track_settings: HashMap::new(),
+            turn_bridges: Vec::new(),
         }
     }
 
@@ -597,7 +601,13 @@ impl<'a> Connection<'a> {
         if let Some(t) = &media.mic_track {
             tracks.push((t.clone(), false));
         }
-        match Transport::new(self.apis, &self.join.ice_servers, &tracks, rtc_tx).await {
+        let ice_servers = turn_stream::bridge_ice_servers(
+            &self.join.ice_servers,
+            &self.link.tls,
+            &mut self.turn_bridges,
+        )
+        .await;
+        match Transport::new(self.apis, &ice_servers, &tracks, rtc_tx).await {
             Ok(t) => self.transport = Some(t),
             Err(e) => {
                 return Outcome::Failed(Failure::new(
@@ -794,6 +804,39 @@ impl<'a> Connection<'a> {
                 }
             }
         }
+    }
+
+    /// Finds out how the media of peer connection `target` travels (`udp`, `tcp`, `turn/udp`,
+    /// `turn/tcp`, `turn/tls`: the selected candidate pair) and records it for `Health`.
+    async fn note_media_path(&self, target: i32) {
+        let Some(t) = &self.transport else { return };
+        let pc = if target == SUBSCRIBER {
+            &t.subscriber
+        } else {
+            &t.publisher
+        };
+        let Some(pair) = pc
+            .dtls_transport()
+            .ice_transport()
+            .get_selected_candidate_pair()
+            .await
+        else {
+            return;
+        };
+        use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
+        use webrtc::ice_transport::ice_protocol::RTCIceProtocol;
+        let path = match pair.local.typ {
+            // The relay's base is the TURN client's socket: a bridge knows it by its port.
+            RTCIceCandidateType::Relay => self
+                .turn_bridges
+                .iter()
+                .find(|b| b.serves_port(pair.local.related_port))
+                .map_or("turn/udp", |b| b.server().transport.path_name()),
+            _ if pair.local.protocol == RTCIceProtocol::Tcp => "tcp",
+            _ => "udp",
+        };
+        tracing::info!(path, pair = %pair, "media path");
+        self.shared.set_media_path(path);
     }
 
     /// Whether a peer connection is still connected (the media path works).
@@ -1111,6 +1154,9 @@ impl<'a> Connection<'a> {
             }
             RtcEvent::State { target, state } => {
                 tracing::debug!(target, %state, "peer connection state");
+                if state == RTCPeerConnectionState::Connected {
+                    self.note_media_path(target).await;
+                }
                 if state == RTCPeerConnectionState::Failed {
                     let which = if target == SUBSCRIBER {
                         "subscriber"

@@ -30,6 +30,8 @@ pub struct MediaStatus {
     /// The LiveKit server the meeting's media goes through (`wss://host[:port]`), once the
     /// Meet API named it.
     pub media_server: Option<String>,
+    /// How the media travels once connected: `udp`, `tcp`, `turn/udp`, `turn/tcp`, `turn/tls`.
+    pub media_path: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -48,9 +50,15 @@ pub(crate) struct Shared {
     pub resumes: std::sync::atomic::AtomicU64,
     pub rejoins: std::sync::atomic::AtomicU64,
     pub media_server: Mutex<Option<String>>,
+    pub media_path: Mutex<Option<&'static str>>,
 }
 
 impl Shared {
+    /// Records how the media travels.
+    pub fn set_media_path(&self, path: &'static str) {
+        *self.media_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
+    }
+
     /// Records the LiveKit server in use (scheme, host and port only: never the token).
     pub fn set_media_server(&self, url: &url::Url) {
         let server = format!(
@@ -81,6 +89,7 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            media_path: *self.media_path.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 }
