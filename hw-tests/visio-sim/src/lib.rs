@@ -14,6 +14,7 @@ pub mod rooms;
 pub mod server;
 pub mod sfu;
 pub mod signal;
+pub mod sim;
 pub mod speakers;
 pub mod token;
 pub mod web;

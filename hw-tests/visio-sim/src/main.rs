@@ -11,8 +11,9 @@ use anyhow::Context;
 use clap::Parser;
 use visio_sim::lobby::Lobby;
 use visio_sim::rooms::RoomDirectory;
-use visio_sim::server::{router, Sim};
+use visio_sim::server::router;
 use visio_sim::sfu::{IceScope, Sfu};
+use visio_sim::sim::Sim;
 use visio_sim::speakers::SpeakerChanges;
 use visio_sim::token::TokenAuthority;
 

@@ -3,8 +3,7 @@
 //! the meeting page (`/<slug>`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -18,36 +17,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::lobby::{color_for, EntryStatus, Lobby};
-use crate::rooms::{AccessLevel, Lookup, RoomDirectory};
-use crate::sfu::Sfu;
+use crate::lobby::{color_for, EntryStatus};
+use crate::rooms::{AccessLevel, Lookup};
 use crate::signal::{self, RtcQuery};
-use crate::token::{TokenAuthority, VideoGrant};
+use crate::sim::Sim;
+use crate::token::VideoGrant;
 
 /// Cookie carrying the lobby participant id (Meet `LOBBY_COOKIE_NAME`).
 pub const LOBBY_COOKIE: &str = "lobbyParticipantId";
 /// Lifetime of the LiveKit tokens Meet issues.
 pub const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
-
-/// Everything the server shares between requests.
-pub struct Sim {
-    /// Token signer/validator.
-    pub tokens: TokenAuthority,
-    /// Registered rooms.
-    pub rooms: RoomDirectory,
-    /// The lobby.
-    pub lobby: Mutex<Lobby>,
-    /// Bearer token guarding host and admin actions; `None` disables them.
-    pub admin_token: Option<String>,
-    /// The SFU.
-    pub sfu: Sfu,
-    /// Directory holding `livekit-client/dist/` (npm modules) for the meeting page.
-    pub node_modules: Option<PathBuf>,
-    /// Served over TLS (the `livekit.url` scheme).
-    pub tls: bool,
-    /// How often a connected participant is sent a refreshed token (`refresh_token`).
-    pub token_refresh: Duration,
-}
 
 type Shared = Arc<Sim>;
 

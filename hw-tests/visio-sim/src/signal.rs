@@ -12,8 +12,8 @@ use proto::signal_request::Message as Req;
 use proto::signal_response::Message as Resp;
 use tokio::sync::mpsc;
 
-use crate::server::Sim;
 use crate::sfu::{Grants, JoinRequest, Outbound, Participant};
+use crate::sim::Sim;
 use crate::token::{Claims, TokenError};
 
 /// No message from the client for this long closes the connection (`ping_timeout`).
