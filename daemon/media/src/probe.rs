@@ -433,7 +433,7 @@ impl DecoderChoice {
             crate::RemoteCodec::H264 => &self.h264,
             crate::RemoteCodec::Vp8 => &self.vp8,
             crate::RemoteCodec::Vp9 => &self.vp9,
-            crate::RemoteCodec::Opus => "opusdec",
+            crate::RemoteCodec::Opus | crate::RemoteCodec::Red => "opusdec",
         }
     }
 

@@ -9,7 +9,7 @@
 //! videotestsrc pattern=black (canvas) ─▶ compositor ! video/x-raw,WxH@fps ! video sink
 //!
 //! per audio track (bin "rx-N"):
-//!   appsrc (application/x-rtp, OPUS) ! rtpjitterbuffer ! rtpopusdepay ! opusdec
+//!   appsrc (application/x-rtp, OPUS or RED) ! [rtpreddec] ! rtpjitterbuffer ! rtpopusdepay ! opusdec
 //!   ! audioconvert ! audioresample ! level ─▶ audiomixer.sink_N
 //! audiotestsrc wave=silence (keeps the mixer running) ─▶ audiomixer ! S16LE 48 kHz stereo
 //!   ! webrtcechoprobe (what the room hears, for the sender's echo canceller) ! audio sink
@@ -34,6 +34,7 @@ use crate::elements::{self, BusWatch};
 use crate::layout::{self, TileRole};
 use crate::picture_clock;
 use crate::probe::DecoderChoice;
+use crate::rtp::RtpHeader;
 use crate::source::{AudioSinkSetting, VideoSinkSetting};
 use crate::MediaError;
 
@@ -63,6 +64,10 @@ pub enum RemoteCodec {
     H264,
     /// Opus audio.
     Opus,
+    /// Opus inside RED (RFC 2198 redundant audio, what livekit-client sends by default):
+    /// depacketized to the primary Opus, with a lost packet rebuilt from the next one's
+    /// redundant copy.
+    Red,
 }
 
 impl RemoteCodec {
@@ -74,13 +79,14 @@ impl RemoteCodec {
             "video/vp9" => Some(RemoteCodec::Vp9),
             "video/h264" => Some(RemoteCodec::H264),
             "audio/opus" => Some(RemoteCodec::Opus),
+            "audio/red" => Some(RemoteCodec::Red),
             _ => None,
         }
     }
 
     /// Whether this is a video codec.
     pub fn is_video(self) -> bool {
-        self != RemoteCodec::Opus
+        !matches!(self, RemoteCodec::Opus | RemoteCodec::Red)
     }
 
     fn encoding_name(self) -> &'static str {
@@ -88,7 +94,8 @@ impl RemoteCodec {
             RemoteCodec::Vp8 => "VP8",
             RemoteCodec::Vp9 => "VP9",
             RemoteCodec::H264 => "H264",
-            RemoteCodec::Opus => "OPUS",
+            // What leaves `rtpreddec` is Opus.
+            RemoteCodec::Opus | RemoteCodec::Red => "OPUS",
         }
     }
 }
@@ -482,15 +489,29 @@ impl Receiver {
     /// Hands one RTP packet of `track_id` to its branch. Never blocks: when the track's queue
     /// is full the oldest data is dropped.
     pub fn push_rtp(&self, track_id: &str, packet: Bytes) -> Result<(), MediaError> {
-        let (appsrc, counters) = {
+        let (appsrc, counters, codec) = {
             let state = self.shared.lock();
             let track = state
                 .tracks
                 .iter()
                 .find(|t| t.info.id == track_id)
                 .ok_or_else(|| MediaError::UnknownTrack(track_id.to_owned()))?;
-            (track.appsrc.clone(), track.counters.clone())
+            (
+                track.appsrc.clone(),
+                track.counters.clone(),
+                track.info.codec,
+            )
         };
+        if codec == RemoteCodec::Red && appsrc.caps().is_none() {
+            // The Opus inside, as `rtpreddec` will give it; a packet without it is dropped.
+            let Some(opus) = RtpHeader::parse(&packet)
+                .and_then(|h| crate::rtp::red_primary_payload_type(h.payload(&packet)))
+            else {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            };
+            appsrc.set_caps(Some(&rtp_caps(RemoteCodec::Opus, opus)));
+        }
         let level = appsrc.current_level_bytes();
         match appsrc.push_buffer(gst::Buffer::from_slice(packet)) {
             Ok(_) => {
@@ -806,6 +827,21 @@ impl Shared {
     }
 }
 
+/// The caps of a track's RTP packets (for RED, of the Opus inside).
+fn rtp_caps(codec: RemoteCodec, payload_type: u8) -> gst::Caps {
+    let (media, clock_rate) = if codec.is_video() {
+        ("video", 90_000i32)
+    } else {
+        ("audio", 48_000i32)
+    };
+    gst::Caps::builder("application/x-rtp")
+        .field("media", media)
+        .field("clock-rate", clock_rate)
+        .field("encoding-name", codec.encoding_name())
+        .field("payload", i32::from(payload_type))
+        .build()
+}
+
 fn build_track_bin(
     name: &str,
     track: &RemoteTrack,
@@ -815,19 +851,16 @@ fn build_track_bin(
     shared: std::sync::Weak<Shared>,
 ) -> Result<(gst::Bin, gst_app::AppSrc), MediaError> {
     let bin = gst::Bin::with_name(name);
-    let (media, clock_rate) = if track.codec.is_video() {
-        ("video", 90_000i32)
+    // RED: the caps are those of the Opus packets `rtpreddec` gives, whose payload type only
+    // the first packet tells (see `push_rtp`); until then the appsrc has none.
+    let caps = rtp_caps(track.codec, track.payload_type);
+    let appsrc = gst_app::AppSrc::builder();
+    let appsrc = if track.codec == RemoteCodec::Red {
+        appsrc
     } else {
-        ("audio", 48_000i32)
+        appsrc.caps(&caps)
     };
-    let caps = gst::Caps::builder("application/x-rtp")
-        .field("media", media)
-        .field("clock-rate", clock_rate)
-        .field("encoding-name", track.codec.encoding_name())
-        .field("payload", i32::from(track.payload_type))
-        .build();
-    let appsrc = gst_app::AppSrc::builder()
-        .caps(&caps)
+    let appsrc = appsrc
         .format(gst::Format::Time)
         .is_live(true)
         .do_timestamp(true)
@@ -838,7 +871,16 @@ fn build_track_bin(
     let jitter = elements::make("rtpjitterbuffer")?;
     jitter.set_property("latency", config.jitter_latency_ms);
     jitter.set_property("do-lost", true);
-    let mut chain: Vec<gst::Element> = vec![appsrc.clone().upcast(), jitter];
+    let mut chain: Vec<gst::Element> = vec![appsrc.clone().upcast()];
+    if track.codec == RemoteCodec::Red {
+        // Before the jitter buffer: a packet rebuilt from its successor's redundant copy
+        // comes out just before that successor, late, and the jitter buffer puts it back
+        // in order (or drops it when the packet itself arrived after all).
+        let red = elements::make("rtpreddec")?;
+        red.set_property("pt", i32::from(track.payload_type));
+        chain.push(red);
+    }
+    chain.push(jitter);
     let decoder = elements::make(config.decoders.for_codec(track.codec))?;
     if decoder.find_property("max-errors").is_some() {
         decoder.set_property(
@@ -853,7 +895,7 @@ fn build_track_bin(
             chain.push(elements::make("rtph264depay")?);
             chain.push(elements::make("h264parse")?);
         }
-        RemoteCodec::Opus => chain.push(elements::make("rtpopusdepay")?),
+        RemoteCodec::Opus | RemoteCodec::Red => chain.push(elements::make("rtpopusdepay")?),
     }
     if let Some(depay) = chain.last() {
         if depay.find_property("request-keyframe").is_some() {

@@ -60,6 +60,20 @@ impl RtpHeader {
     }
 }
 
+/// The payload type of the primary encoding inside a RED packet (RFC 2198): the block
+/// headers are 4 bytes with the F bit set, then 1 byte without it for the primary. `None`
+/// for an empty or truncated payload.
+pub fn red_primary_payload_type(payload: &[u8]) -> Option<u8> {
+    let mut offset = 0;
+    loop {
+        let header = *payload.get(offset)?;
+        if header & 0x80 == 0 {
+            return Some(header & 0x7f);
+        }
+        offset += 4;
+    }
+}
+
 const NAL_IDR: u8 = 5;
 const NAL_STAP_A: u8 = 24;
 const NAL_FU_A: u8 = 28;
@@ -126,6 +140,17 @@ mod tests {
         assert_eq!(h.timestamp, 9);
         assert_eq!(h.ssrc, 0x01020304);
         assert_eq!(h.payload(&p), &[0x65, 1, 2]);
+    }
+
+    #[test]
+    fn finds_the_primary_encoding_of_a_red_payload() {
+        // One redundant block (F=1, PT 111, offset, length 3), then the primary (PT 111).
+        let red = [0x80 | 111, 0x03, 0xc0, 0x03, 111, 1, 2, 3, 4, 5, 6];
+        assert_eq!(red_primary_payload_type(&red), Some(111));
+        // No redundant block (livekit-client's first packets, and after silence).
+        assert_eq!(red_primary_payload_type(&[110, 1, 2]), Some(110));
+        assert_eq!(red_primary_payload_type(&[]), None);
+        assert_eq!(red_primary_payload_type(&[0x80 | 111, 0, 0]), None);
     }
 
     #[test]

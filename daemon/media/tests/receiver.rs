@@ -67,12 +67,13 @@ const H264: &str = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=
                     ! rtph264pay pt=102 mtu=1200 config-interval=-1";
 
 fn track_stats(receiver: &Receiver, id: &str) -> visio_room_media::TrackStats {
-    receiver
-        .stats()
+    let stats = receiver.stats();
+    let failed = stats.failed_tracks.clone();
+    stats
         .tracks
         .into_iter()
         .find(|t| t.id == id)
-        .unwrap_or_else(|| panic!("track {id} is not received"))
+        .unwrap_or_else(|| panic!("track {id} is not received (failed: {failed:?})"))
 }
 
 #[test]
@@ -180,6 +181,44 @@ fn remote_opus_tone_shows_its_level_and_silence_does_not() {
     let level = quiet.audio_level_dbfs.unwrap();
     assert!(level < -60.0, "silence measured at {level} dBFS");
     assert_eq!(receiver.stats().received_video_frames, 0);
+}
+
+#[test]
+fn opus_inside_red_is_heard_through_packet_loss() {
+    // livekit-client sends the microphone as RED (RFC 2198) with one redundant copy of the
+    // previous packet, payload type 63 around Opus 111. One packet in four is lost.
+    let (receiver, _events) = receiver(headless());
+    receiver
+        .add_track(track("TR_red", RemoteCodec::Red, 63))
+        .unwrap();
+    let launch = "audiotestsrc is-live=true freq=440 volume=0.5 ! opusenc frame-size=20 \
+                  ! rtpopuspay pt=111 ! rtpredenc pt=63 distance=1 allow-no-red-blocks=true \
+                  ! appsink name=out";
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _voice = {
+        let receiver = receiver.clone();
+        let sent = sent.clone();
+        RemoteParticipant::start(launch, move |packet| {
+            let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n % 4 != 3 {
+                let _ = receiver.push_rtp("TR_red", packet);
+            }
+        })
+    };
+    let heard = wait_for(Duration::from_secs(10), || {
+        let red = track_stats(&receiver, "TR_red");
+        red.packets_received > 50 && red.audio_level_dbfs.is_some_and(|l| l > -15.0)
+    });
+    let red = track_stats(&receiver, "TR_red");
+    assert!(heard, "{red:#?}");
+    assert_eq!(red.codec, RemoteCodec::Red);
+    assert_eq!(red.decoder, "opusdec");
+    assert!(receiver.stats().error.is_none());
+    assert_eq!(
+        serde_json::to_value(&red).unwrap()["codec"],
+        "red",
+        "as `status --json` shows it"
+    );
 }
 
 /// VP8 whose frame headers claim a first partition far larger than the frame: libvpx
