@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 use webrtc::api::interceptor_registry::{
     configure_twcc_sender_only, register_default_interceptors,
 };
-use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS};
+use webrtc::api::media_engine::{
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
+};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
 use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
@@ -82,8 +84,77 @@ fn video_feedback() -> Vec<RTCPFeedback> {
     .collect()
 }
 
+/// The codecs the subscriber connection accepts: only what the receiver decodes
+/// ([`visio_room_media::RemoteCodec::from_mime_type`]). LiveKit enables AV1 and H.265 by default; a receiver that
+/// advertised them (webrtc-rs's default list does) could be sent a codec it cannot decode,
+/// where advertising only these makes the SFU fall back to the publisher's backup codec
+/// (Meet: VP9 with a VP8 backup). GStreamer 1.22 on Debian 12 has an AV1 decoder but no AV1
+/// depayloader; H.265 is not received. Audio is Opus, plain or inside RED (RFC 2198, what
+/// livekit-client sends by default; the receiver depacketizes it to the primary Opus).
+/// No G.711/G.722 and no ULPFEC: nothing in a LiveKit room sends them.
+pub fn subscriber_codecs() -> Vec<(RTCRtpCodecParameters, RTPCodecType)> {
+    let video = |mime: &str, fmtp: &str, payload_type: u8| {
+        (
+            RTCRtpCodecParameters {
+                capability: RTCRtpCodecCapability {
+                    mime_type: mime.to_owned(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: fmtp.to_owned(),
+                    rtcp_feedback: video_feedback(),
+                },
+                payload_type,
+                ..Default::default()
+            },
+            RTPCodecType::Video,
+        )
+    };
+    let h264 = |profile: &str, mode: u8| {
+        format!("level-asymmetry-allowed=1;packetization-mode={mode};profile-level-id={profile}")
+    };
+    vec![
+        (
+            RTCRtpCodecParameters {
+                capability: opus_capability(),
+                payload_type: OPUS_PAYLOAD_TYPE,
+                ..Default::default()
+            },
+            RTPCodecType::Audio,
+        ),
+        (
+            RTCRtpCodecParameters {
+                capability: RTCRtpCodecCapability {
+                    mime_type: MIME_TYPE_RED.to_owned(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    // The primary and the redundant blocks are Opus.
+                    sdp_fmtp_line: format!("{OPUS_PAYLOAD_TYPE}/{OPUS_PAYLOAD_TYPE}"),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 63,
+                ..Default::default()
+            },
+            RTPCodecType::Audio,
+        ),
+        video(MIME_TYPE_VP8, "", 96),
+        // Profile 0 is what browsers send, and all a hardware VP9 decoder is sure to do.
+        video(MIME_TYPE_VP9, "profile-id=0", 98),
+        video(MIME_TYPE_H264, &h264("42001f", 1), 102),
+        video(MIME_TYPE_H264, &h264("42001f", 0), 127),
+        video(MIME_TYPE_H264, &h264("42e01f", 1), 125),
+        video(MIME_TYPE_H264, &h264("42e01f", 0), 108),
+        video(MIME_TYPE_H264, &h264("4d001f", 1), 104),
+        video(MIME_TYPE_H264, &h264("640032", 1), 123),
+    ]
+}
+
+/// Opus's payload type on both connections.
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// RFC 2198 redundant audio.
+const MIME_TYPE_RED: &str = "audio/red";
+
 /// The WebRTC stacks: one for publishing (H.264 + Opus only, so the SFU cannot pick another
-/// codec for our tracks), one for subscribing (VP8, VP9, H.264, Opus...).
+/// codec for our tracks), one for subscribing ([`subscriber_codecs`]).
 pub struct Apis {
     publisher: API,
     subscriber: API,
@@ -116,7 +187,7 @@ impl Apis {
         media.register_codec(
             RTCRtpCodecParameters {
                 capability: opus_capability(),
-                payload_type: 111,
+                payload_type: OPUS_PAYLOAD_TYPE,
                 ..Default::default()
             },
             RTPCodecType::Audio,
@@ -132,7 +203,9 @@ impl Apis {
             .build();
 
         let mut media = MediaEngine::default();
-        media.register_default_codecs()?;
+        for (codec, kind) in subscriber_codecs() {
+            media.register_codec(codec, kind)?;
+        }
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
         let subscriber = APIBuilder::new()
             .with_media_engine(media)
@@ -426,5 +499,109 @@ mod tests {
         assert!(candidate_allowed(true, lo));
         assert!(!candidate_allowed(true, lan));
         assert!(candidate_allowed(false, lan));
+    }
+
+    #[test]
+    fn the_subscriber_advertises_only_codecs_the_receiver_decodes() {
+        let codecs = subscriber_codecs();
+        for (codec, kind) in &codecs {
+            let mime = &codec.capability.mime_type;
+            let decoded = visio_room_media::RemoteCodec::from_mime_type(mime)
+                .unwrap_or_else(|| panic!("{mime} is advertised but not decoded"));
+            assert_eq!(decoded.is_video(), *kind == RTPCodecType::Video, "{mime}");
+        }
+        let mimes: Vec<String> = codecs
+            .iter()
+            .map(|(c, _)| c.capability.mime_type.to_ascii_lowercase())
+            .collect();
+        for needed in [
+            "video/vp8",
+            "video/vp9",
+            "video/h264",
+            "audio/opus",
+            "audio/red",
+        ] {
+            assert!(mimes.iter().any(|m| m == needed), "{needed} missing");
+        }
+        let mut payload_types: Vec<u8> = codecs.iter().map(|(c, _)| c.payload_type).collect();
+        payload_types.sort_unstable();
+        payload_types.dedup();
+        assert_eq!(
+            payload_types.len(),
+            codecs.len(),
+            "payload types are unique"
+        );
+    }
+
+    /// The rtpmap encodings of an SDP's m-section of `kind` ("audio", "video").
+    fn encodings(sdp: &str, kind: &str) -> Vec<String> {
+        let mut in_section = false;
+        let mut out = Vec::new();
+        for line in sdp.lines() {
+            if let Some(m) = line.strip_prefix("m=") {
+                in_section = m.starts_with(kind);
+            } else if in_section {
+                if let Some(map) = line.strip_prefix("a=rtpmap:") {
+                    if let Some((_, encoding)) = map.split_once(' ') {
+                        out.push(encoding.split('/').next().unwrap_or("").to_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_answer_to_an_sfu_offering_av1_and_h265_keeps_only_what_the_room_decodes() {
+        use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+        use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+        // An SFU offering webrtc-rs's full list (AV1, H.265, VP9, VP8, H.264, G.711, ULPFEC)
+        // and RED, like a LiveKit server with its default codecs.
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().unwrap();
+        let red = subscriber_codecs()
+            .into_iter()
+            .find(|(c, _)| c.capability.mime_type == MIME_TYPE_RED)
+            .unwrap();
+        media.register_codec(red.0, red.1).unwrap();
+        let sfu = APIBuilder::new()
+            .with_media_engine(media)
+            .build()
+            .new_peer_connection(RTCConfiguration::default())
+            .await
+            .unwrap();
+        for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+            sfu.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    send_encodings: vec![],
+                }),
+            )
+            .await
+            .unwrap();
+        }
+        let offer = sfu.create_offer(None).await.unwrap();
+        let offered = encodings(&offer.sdp, "video");
+        assert!(offered.iter().any(|e| e == "AV1"), "{offered:?}");
+
+        let apis = Apis::new(true).unwrap();
+        let room = apis
+            .subscriber
+            .new_peer_connection(RTCConfiguration::default())
+            .await
+            .unwrap();
+        room.set_remote_description(offer).await.unwrap();
+        let answer = room.create_answer(None).await.unwrap();
+        let mut video = encodings(&answer.sdp, "video");
+        video.sort();
+        video.dedup();
+        assert_eq!(video, ["H264", "VP8", "VP9"], "{}", answer.sdp);
+        let mut audio = encodings(&answer.sdp, "audio");
+        audio.sort();
+        audio.dedup();
+        assert_eq!(audio, ["opus", "red"], "{}", answer.sdp);
+        room.close().await.unwrap();
+        sfu.close().await.unwrap();
     }
 }
