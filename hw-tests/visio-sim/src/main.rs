@@ -12,7 +12,7 @@ use clap::Parser;
 use visio_sim::lobby::Lobby;
 use visio_sim::rooms::RoomDirectory;
 use visio_sim::server::router;
-use visio_sim::sfu::{IceScope, Sfu};
+use visio_sim::sfu::{IceAgent, IceScope, Sfu};
 use visio_sim::sim::Sim;
 use visio_sim::speakers::SpeakerChanges;
 use visio_sim::token::TokenAuthority;
@@ -47,6 +47,11 @@ struct Cli {
     /// Gather and accept ICE candidates on every interface (default: loopback only).
     #[arg(long)]
     ice_any_interface: bool,
+    /// Run an ICE-lite agent (LiveKit's `rtc.use_ice_lite: true`): the SFU only answers
+    /// connectivity checks and clients nominate. Default: a full agent, as a default LiveKit
+    /// server.
+    #[arg(long, env = "VISIO_SIM_ICE_LITE", value_parser = clap::builder::BoolishValueParser::new())]
+    ice_lite: bool,
     /// Directory holding the npm modules (livekit-client) for the meeting page.
     #[arg(long, env = "VISIO_SIM_WEB_MODULES")]
     web_modules: Option<PathBuf>,
@@ -95,12 +100,18 @@ async fn main() -> anyhow::Result<()> {
     } else {
         IceScope::Loopback
     };
+    let agent = if cli.ice_lite {
+        IceAgent::Lite
+    } else {
+        IceAgent::Full
+    };
+    tracing::info!(?agent, scope = ?ice, "ICE agent");
     let sim = Arc::new(Sim {
         tokens: TokenAuthority::new(&cli.api_key, &cli.api_secret),
         rooms,
         lobby: Mutex::new(Lobby::default()),
         admin_token: cli.admin_token.clone(),
-        sfu: Sfu::new(ice)
+        sfu: Sfu::new(ice, agent)
             .context("cannot set up the WebRTC stack")?
             .with_departure_timeout(Duration::from_secs(cli.departure_timeout_s)),
         node_modules: cli.web_modules.clone().or_else(default_web_modules),

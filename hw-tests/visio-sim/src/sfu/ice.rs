@@ -10,17 +10,63 @@ use std::time::Duration;
 
 use livekit_protocol as proto;
 use proto::signal_response::Message as Resp;
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 
 use super::participant::Participant;
-use super::{IceScope, SfuError};
+use super::SfuError;
+
+/// How ICE candidates are restricted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IceScope {
+    /// Gather, announce and accept only loopback candidates (tests and single-machine demos).
+    Loopback,
+    /// Any interface (a person's browser on another machine).
+    Any,
+}
+
+/// Which ICE agent the SFU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IceAgent {
+    /// A full agent, as a LiveKit server by default (`rtc.use_ice_lite` is false in
+    /// livekit/mediatransportutil `pkg/rtcconfig/config.go`): the SFU runs its own
+    /// connectivity checks, and is the controlling agent (the one that nominates) on the
+    /// subscriber connection it offers; the client controls the publisher connection.
+    Full,
+    /// ICE-lite (`a=ice-lite`, LiveKit's `use_ice_lite: true`): the SFU only answers
+    /// connectivity checks, and the client is the controlling agent on both connections.
+    Lite,
+}
+
+/// The ICE part of the WebRTC settings: UDP over IPv4 without mDNS, LiveKit's ICE timeouts,
+/// the agent, and the candidates `scope` allows.
+pub(super) fn settings(scope: IceScope, agent: IceAgent) -> SettingEngine {
+    let mut settings = SettingEngine::default();
+    settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    settings.set_network_types(vec![NetworkType::Udp4]);
+    // As livekit/mediatransportutil `pkg/rtcconfig/webrtc_config.go`: `SetLite(true)` only
+    // when `use_ice_lite` is set.
+    settings.set_lite(agent == IceAgent::Lite);
+    settings.set_ice_timeouts(
+        Some(ICE_DISCONNECTED_TIMEOUT),
+        Some(ICE_FAILED_TIMEOUT),
+        Some(ICE_KEEPALIVE_INTERVAL),
+    );
+    if scope == IceScope::Loopback {
+        settings.set_include_loopback_candidate(true);
+        settings.set_ip_filter(Box::new(|ip: IpAddr| ip.is_loopback()));
+    }
+    settings
+}
 
 /// ICE timeouts of a LiveKit server (livekit/livekit `pkg/rtc/transport.go`): no traffic for
 /// 10 s makes a connection disconnected, 5 s more failed; keepalives every 2 s.
-pub(super) const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(10);
-pub(super) const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(5);
-pub(super) const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(10);
+const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(5);
+const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Trickle targets.
 pub(super) const PUBLISHER: i32 = 0;

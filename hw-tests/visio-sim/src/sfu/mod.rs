@@ -24,7 +24,6 @@
 #![allow(deprecated)]
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,11 +33,8 @@ use proto::signal_response::Message as Resp;
 use tokio::sync::mpsc;
 use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::MediaEngine;
-use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
 use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
-use webrtc::ice::mdns::MulticastDnsMode;
-use webrtc::ice::network_type::NetworkType;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpHeaderExtensionCapability, RTPCodecType};
@@ -56,10 +52,10 @@ mod simulcast;
 mod subscription;
 mod summary;
 
-use ice::{ICE_DISCONNECTED_TIMEOUT, ICE_FAILED_TIMEOUT, ICE_KEEPALIVE_INTERVAL};
 use participant::ParticipantState;
 
 pub use forward::{Forwarder, MediaCounters};
+pub use ice::{IceAgent, IceScope};
 pub use participant::Participant;
 pub use room::Room;
 pub use summary::{ParticipantSummary, SubscriptionSummary, TrackSummary};
@@ -93,15 +89,6 @@ pub enum SfuError {
         "trickle candidate is not the expected JSON {{candidate, sdpMid, sdpMLineIndex}}: {0}"
     )]
     Candidate(#[from] serde_json::Error),
-}
-
-/// How ICE candidates are restricted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IceScope {
-    /// Gather, announce and accept only loopback candidates (tests and single-machine demos).
-    Loopback,
-    /// Any interface (a person's browser on another machine).
-    Any,
 }
 
 fn rand_id(prefix: &str) -> String {
@@ -167,8 +154,8 @@ pub struct JoinRequest {
 }
 
 impl Sfu {
-    /// An SFU restricted to `ice_scope` candidates.
-    pub fn new(ice_scope: IceScope) -> Result<Self, SfuError> {
+    /// An SFU restricted to `ice_scope` candidates, running `ice_agent`.
+    pub fn new(ice_scope: IceScope, ice_agent: IceAgent) -> Result<Self, SfuError> {
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
         for uri in [
@@ -197,22 +184,7 @@ impl Sfu {
             )?;
         }
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
-        let mut settings = SettingEngine::default();
-        settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
-        settings.set_network_types(vec![NetworkType::Udp4]);
-        // ICE-lite, like a LiveKit server: the SFU only answers connectivity checks and the
-        // client (controlling on both connections) nominates at once, instead of the SFU's
-        // full agent running its own checks on the subscriber connection it offers.
-        settings.set_lite(true);
-        settings.set_ice_timeouts(
-            Some(ICE_DISCONNECTED_TIMEOUT),
-            Some(ICE_FAILED_TIMEOUT),
-            Some(ICE_KEEPALIVE_INTERVAL),
-        );
-        if ice_scope == IceScope::Loopback {
-            settings.set_include_loopback_candidate(true);
-            settings.set_ip_filter(Box::new(|ip: IpAddr| ip.is_loopback()));
-        }
+        let settings = ice::settings(ice_scope, ice_agent);
         let api = APIBuilder::new()
             .with_media_engine(media)
             .with_interceptor_registry(registry)
