@@ -238,6 +238,17 @@ pub enum Input {
         /// Who asked.
         source: Source,
     },
+    /// Go back to the meeting the room was in when the daemon stopped uncleanly (a crash, a
+    /// kill, a power cut), with the microphone and camera as they were: a room that was muted
+    /// comes back muted. Only from `Idle`; otherwise refused as `Busy`.
+    Rejoin {
+        /// The meeting, with who had asked to join it.
+        meeting: Meeting,
+        /// The microphone was muted.
+        mic_muted: bool,
+        /// The camera was on.
+        camera_enabled: bool,
+    },
     /// Leave the current meeting (or stop trying to join it).
     Leave {
         /// Who asked.
@@ -575,6 +586,20 @@ impl Controller {
         let mut actions = Vec::new();
         match input {
             Input::Join { url, source } => self.join(now, Meeting { url, source }, &mut actions)?,
+            Input::Rejoin {
+                meeting,
+                mic_muted,
+                camera_enabled,
+            } => {
+                if !matches!(self.phase, Phase::Idle | Phase::Failed) {
+                    let current = self.status.meeting.as_ref().map(|m| m.url.clone());
+                    return Err(Refusal::Busy {
+                        current: current.unwrap_or_default(),
+                    });
+                }
+                // As it was, not as a new meeting starts.
+                self.start_meeting(meeting, mic_muted, camera_enabled, &mut actions);
+            }
             Input::Leave { .. } => self.leave(now, &mut actions),
             Input::SetMicMuted { muted, source } => {
                 if !muted && source.is_remote() {
@@ -618,7 +643,7 @@ impl Controller {
     ) -> Result<(), Refusal> {
         match &mut self.phase {
             Phase::Idle | Phase::Failed => {
-                self.start_meeting(meeting, actions);
+                self.start_meeting(meeting, self.policy.join_muted, true, actions);
                 Ok(())
             }
             Phase::Stopping { then, .. } => {
@@ -649,9 +674,17 @@ impl Controller {
         }
     }
 
-    fn start_meeting(&mut self, meeting: Meeting, actions: &mut Vec<Action>) {
-        self.status.mic_muted = self.policy.join_muted;
-        self.status.camera_enabled = true;
+    /// Starts `meeting` with the microphone and camera as given (a new meeting: the policy's
+    /// `join_muted` and the camera on).
+    fn start_meeting(
+        &mut self,
+        meeting: Meeting,
+        mic_muted: bool,
+        camera_enabled: bool,
+        actions: &mut Vec<Action>,
+    ) {
+        self.status.mic_muted = mic_muted;
+        self.status.camera_enabled = camera_enabled;
         self.status.last_error = None;
         self.status.last_end = None;
         self.status.meeting = Some(meeting);
@@ -723,7 +756,9 @@ impl Controller {
         self.go_idle();
         match then {
             AfterStop::Idle => {}
-            AfterStop::Join(meeting) => self.start_meeting(meeting, actions),
+            AfterStop::Join(meeting) => {
+                self.start_meeting(meeting, self.policy.join_muted, true, actions)
+            }
             AfterStop::Fail(failure) => self.give_up(failure),
         }
     }

@@ -25,7 +25,7 @@ use visio_room_schedule::planner::{
 use visio_room_schedule::{occurrences, ExpandOptions, Occurrence};
 
 /// Where the last good copy of each source is kept (the unit's `StateDirectory`).
-pub const DEFAULT_CACHE_DIR: &str = "/var/lib/visio-room/calendar";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/visio-room";
 
 /// How far back and ahead meetings are expanded. Back: a meeting that started yesterday may
 /// still be on. Ahead: enough for `NextMeetings` on a quiet week.
@@ -493,24 +493,24 @@ impl SourceFollower {
     }
 }
 
-/// The cache directory: `calendar` under `state_dir` if given, else under `$STATE_DIRECTORY`
-/// (systemd's `StateDirectory=`), else [`DEFAULT_CACHE_DIR`].
-pub fn cache_dir(state_dir: Option<&Path>) -> PathBuf {
+/// The state directory: `state_dir` if given, else `$STATE_DIRECTORY` (systemd's
+/// `StateDirectory=`; the first if several), else `/var/lib/visio-room`. The calendar cache is
+/// its `calendar` directory; the room's intent its `intent.json`.
+pub fn state_dir(state_dir: Option<&Path>) -> PathBuf {
     if let Some(dir) = state_dir {
-        return dir.join("calendar");
+        return dir.to_owned();
     }
     std::env::var_os("STATE_DIRECTORY")
         .map(|d| {
-            // systemd may pass several, colon-separated; ours is the first.
             let first = d
                 .to_string_lossy()
                 .split(':')
                 .next()
                 .unwrap_or("")
                 .to_owned();
-            PathBuf::from(first).join("calendar")
+            PathBuf::from(first)
         })
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
 }
 
 #[cfg(test)]

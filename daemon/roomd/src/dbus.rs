@@ -209,7 +209,10 @@ impl RoomInterface {
         let calendar_stale = s.calendar.as_ref().is_some_and(|c| c.stale);
         let overall = if status.state.as_str() == "error" {
             "error"
-        } else if status.last_error.is_some() || calendar_stale {
+        } else if status.last_error.is_some()
+            || calendar_stale
+            || matches!(s.facts.recovery, Some(Err(_)))
+        {
             "degraded"
         } else {
             "ok"
@@ -228,6 +231,14 @@ impl RoomInterface {
         }
         if let Some(end) = status.last_end {
             entries.push(("last_end", Value::from(end.as_str())));
+        }
+        match &s.facts.recovery {
+            Some(Ok((at, meeting))) => {
+                entries.push(("recovered_at", Value::from(*at)));
+                entries.push(("recovered_meeting", Value::from(meeting.as_str())));
+            }
+            Some(Err(reason)) => entries.push(("recovery_refused", Value::from(reason.as_str()))),
+            None => {}
         }
         if let Some(server) = s
             .media_live

@@ -7,6 +7,7 @@
 mod calendar;
 mod dbus;
 mod demo;
+mod intent;
 mod meeting;
 mod room;
 
@@ -133,6 +134,7 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
         started_at: room::unix_ms(SystemTime::now()) / 1000,
         media: media_facts(&config),
         next_meetings: Vec::new(),
+        recovery: None,
     };
     let policy = policy(&config);
     let shared = Shared::new(Snapshot {
@@ -145,9 +147,14 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
         calendar: None,
     });
     let mut room_loop = RoomLoop::new(policy, backend, config.room.name.clone(), shared.clone());
+    // The demo starts its own meeting server each time: nothing to go back to.
+    if sim.is_none() {
+        let store = intent::IntentStore::in_dir(&calendar::state_dir(args.state_dir.as_deref()));
+        room_loop = room_loop.with_intent(store);
+    }
     if let Some(room_calendar) = calendar::RoomCalendar::new(&config) {
         let (updates_tx, updates_rx) = mpsc::channel(16);
-        let cache = calendar::cache_dir(args.state_dir.as_deref());
+        let cache = calendar::state_dir(args.state_dir.as_deref()).join("calendar");
         info!(sources = config.calendar.sources.len(), cache = %cache.display(), "following the room's calendar");
         calendar::spawn_sources(&config.calendar, &config.room.name, &cache, updates_tx);
         room_loop = room_loop.with_calendar(room_calendar, updates_rx);

@@ -19,6 +19,7 @@ use visio_room_core::controller::{
 };
 
 use crate::calendar::{CalendarHealth, CalendarStep, RoomCalendar, SourceUpdate};
+use crate::intent::{self, Intent, IntentStore, Recovery};
 use crate::meeting::{MediaStatus, MeetingBackend, RunningSession, SessionRequest};
 
 /// A request to the room loop, answered on `reply`.
@@ -40,6 +41,9 @@ pub struct Facts {
     pub media: Vec<(&'static str, String)>,
     /// Upcoming meetings (empty until a calendar source is configured).
     pub next_meetings: Vec<visio_room_bus::NextMeeting>,
+    /// What happened at start-up after an unclean exit: `Ok((when, meeting))` rejoined,
+    /// `Err(reason)` did not (a crash loop). `None`: nothing to recover.
+    pub recovery: Option<Result<(u64, String), String>>,
 }
 
 /// What the D-Bus side reads: the controller's status and the daemon's facts.
@@ -102,6 +106,8 @@ pub struct RoomLoop<B: MeetingBackend> {
     calendar: Option<RoomCalendar>,
     calendar_updates: mpsc::Receiver<SourceUpdate>,
     calendar_wake: Option<Instant>,
+    /// Where the room's intent is kept across restarts, and what was last written there.
+    intent: Option<(IntentStore, Intent)>,
 }
 
 impl<B: MeetingBackend> RoomLoop<B> {
@@ -122,7 +128,84 @@ impl<B: MeetingBackend> RoomLoop<B> {
             calendar: None,
             calendar_updates: mpsc::channel(1).1,
             calendar_wake: None,
+            intent: None,
         }
+    }
+
+    /// Keeps the room's intent in `store`, and goes back to the meeting it names when the last
+    /// run ended uncleanly (see [`crate::intent`]).
+    pub fn with_intent(mut self, store: IntentStore) -> Self {
+        let last = store.load().unwrap_or_default();
+        self.intent = Some((store, last));
+        self
+    }
+
+    /// At start-up: rejoin the meeting of an unclean exit, or say why not.
+    async fn recover<P: Publisher>(&mut self, publisher: &P) {
+        let Some((_, last)) = &self.intent else {
+            return;
+        };
+        let now = unix_ms(SystemTime::now());
+        match intent::decide(Some(last), now) {
+            Recovery::Nothing => {}
+            Recovery::GiveUp { reason } => {
+                warn!(%reason, "not going back to the meeting");
+                self.shared.read().facts.recovery = Some(Err(reason));
+                publisher.changed(&[StatusField::Health]).await;
+            }
+            Recovery::Rejoin {
+                meeting,
+                mic_muted,
+                camera_enabled,
+                recoveries_unix_ms,
+            } => {
+                info!(url = %meeting.url, mic_muted, camera_enabled, "the daemon stopped uncleanly in a meeting: going back to it as it was");
+                // Remembered before anything else can fail, for the crash-loop rule.
+                if let Some((store, last)) = &mut self.intent {
+                    last.recoveries_unix_ms = recoveries_unix_ms;
+                    last.written_unix_ms = now;
+                    if let Err(e) = store.save(last) {
+                        warn!(error = %e, "cannot keep the room's intent");
+                    }
+                }
+                let url = meeting.url.clone();
+                let input = Input::Rejoin {
+                    meeting,
+                    mic_muted,
+                    camera_enabled,
+                };
+                match self.feed(input, publisher).await {
+                    Ok(()) => {
+                        self.shared.read().facts.recovery = Some(Ok((now / 1000, url)));
+                        publisher.changed(&[StatusField::Health]).await;
+                    }
+                    Err(refusal) => warn!(%refusal, "could not go back to the meeting"),
+                }
+            }
+        }
+    }
+
+    /// Writes the intent when it changed, or when `heartbeat` and it is in a meeting.
+    fn keep_intent(&mut self, heartbeat: bool) {
+        let Some((store, last)) = &mut self.intent else {
+            return;
+        };
+        let now = unix_ms(SystemTime::now());
+        let intent = Intent::of(
+            self.controller.status(),
+            last.recoveries_unix_ms.clone(),
+            now,
+        );
+        let due = heartbeat
+            && intent.meeting.is_some()
+            && now.saturating_sub(last.written_unix_ms) >= intent::HEARTBEAT.as_millis() as u64;
+        if intent.same_as(last) && !due {
+            return;
+        }
+        if let Err(e) = store.save(&intent) {
+            warn!(error = %e, "cannot keep the room's intent; a crash would not bring the room back to its meeting");
+        }
+        *last = intent;
     }
 
     /// Follows `calendar`, whose sources report on `updates` ([`crate::calendar::spawn_sources`]).
@@ -150,6 +233,7 @@ impl<B: MeetingBackend> RoomLoop<B> {
         let mut media_tick = tokio::time::interval(Duration::from_secs(1));
         media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
+        self.recover(&publisher).await;
         loop {
             let deadline = self.controller.poll_timeout().map(to_tokio);
             tokio::select! {
@@ -169,7 +253,10 @@ impl<B: MeetingBackend> RoomLoop<B> {
                         warn!(error = %e, "could not ping the systemd watchdog");
                     }
                 }
-                _ = media_tick.tick() => self.refresh_media(&publisher).await,
+                _ = media_tick.tick() => {
+                    self.refresh_media(&publisher).await;
+                    self.keep_intent(true);
+                }
                 Some(update) = self.calendar_updates.recv(), if self.calendar.is_some() => {
                     if let Some(calendar) = self.calendar.as_mut() {
                         calendar.apply(update, SystemTime::now());
@@ -215,6 +302,7 @@ impl<B: MeetingBackend> RoomLoop<B> {
         for action in actions {
             self.carry_out(action, publisher).await;
         }
+        self.keep_intent(false);
         Ok(())
     }
 

@@ -88,6 +88,9 @@ pub struct Daemon {
     child: Child,
     log: PathBuf,
     dir: tempfile::TempDir,
+    /// The command line and environment, for [`Daemon::restart`].
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -118,6 +121,8 @@ impl Daemon {
         Self::spawn(bus, extra, &[], dir)
     }
 
+    /// Starts the daemon with `extra` arguments, its state (`--state-dir`) in `dir` unless
+    /// `extra` says where, and waits until it answers on `bus`.
     fn spawn(
         bus: &Bus,
         extra: &[&str],
@@ -125,31 +130,37 @@ impl Daemon {
         dir: tempfile::TempDir,
     ) -> Result<Daemon> {
         let log = dir.path().join("visio-roomd.log");
-        let stderr =
-            std::fs::File::create(&log).map_err(Error::io(format!("create {}", log.display())))?;
-        let child = Command::new(binary(ROOMD)?)
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-            .env(
-                "RUST_LOG",
-                std::env::var("VISIO_ROOMD_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .envs(env.iter().copied())
-            .arg("--session-bus")
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(Error::spawn(ROOMD))?;
-        let mut daemon = Daemon { child, log, dir };
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if !extra.contains(&"--state-dir") {
+            args.push("--state-dir".into());
+            args.push(dir.path().join("state").to_string_lossy().into_owned());
+        }
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = launch(bus, &args, &env, &log)?;
+        let mut daemon = Daemon {
+            child,
+            log,
+            dir,
+            args,
+            env,
+        };
+        daemon.wait_ready(bus)?;
+        Ok(daemon)
+    }
+
+    fn wait_ready(&mut self, bus: &Bus) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let out = bus.ctl(&["status", "--json"])?;
             if out.status.success() {
-                return Ok(daemon);
+                return Ok(());
             }
-            if let Some(status) = daemon.child.try_wait().ok().flatten() {
+            if let Some(status) = self.child.try_wait().ok().flatten() {
                 return Err(Error::Unexpected {
-                    what: format!("visio-roomd exited ({status}) at start:\n{}", daemon.log()),
+                    what: format!("visio-roomd exited ({status}) at start:\n{}", self.log()),
                 });
             }
             if Instant::now() >= deadline {
@@ -161,6 +172,24 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would end it (no leave, no clean-up).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the daemon again, with the same command line, configuration and state
+    /// directory, as systemd's `Restart=always` would; waits until it answers on `bus`.
+    pub fn restart(&mut self, bus: &Bus) -> Result<()> {
+        if self.is_running() {
+            return Err(Error::Unexpected {
+                what: "restart asked while visio-roomd still runs".into(),
+            });
+        }
+        self.child = launch(bus, &self.args, &self.env, &self.log)?;
+        self.wait_ready(bus)
     }
 
     /// The process id.
@@ -190,6 +219,12 @@ impl Daemon {
 
     /// Sends SIGTERM and waits (10 s at most) for the exit status.
     pub fn terminate(mut self) -> Result<ExitStatus> {
+        self.stop()
+    }
+
+    /// Sends SIGTERM (a clean stop, as systemd stops the unit) and waits (10 s at most) for
+    /// the exit status; the daemon can be started again with [`Daemon::restart`].
+    pub fn stop(&mut self) -> Result<ExitStatus> {
         terminate(self.pid());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -226,4 +261,30 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn launch(
+    bus: &Bus,
+    args: &[String],
+    env: &[(String, String)],
+    log: &std::path::Path,
+) -> Result<Child> {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(Error::io(format!("open {}", log.display())))?;
+    Command::new(binary(ROOMD)?)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env(
+            "RUST_LOG",
+            std::env::var("VISIO_ROOMD_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .arg("--session-bus")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(Error::spawn(ROOMD))
 }

@@ -722,3 +722,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rejoin_after_an_unclean_restart_starts_muted_if_the_room_was_muted() {
+    // join_muted = false: a new meeting would start live; a rejoin keeps the mute it had.
+    let mut room = Room::new();
+    let actions = room.ok(Input::Rejoin {
+        meeting: Meeting {
+            url: A.into(),
+            source: Source::Schedule,
+        },
+        mic_muted: true,
+        camera_enabled: false,
+    });
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::StartSession {
+            mic_muted: true,
+            camera_enabled: false,
+            ..
+        }
+    )));
+    assert!(room.c.status().mic_muted);
+    assert!(!room.c.status().camera_enabled);
+    assert_eq!(
+        room.c.status().meeting.as_ref().map(|m| m.source),
+        Some(Source::Schedule)
+    );
+    room.event(SessionEvent::Connected);
+    assert_eq!(room.state(), State::InCall);
+    // Not over a meeting already running.
+    let refused = room.feed(Input::Rejoin {
+        meeting: Meeting {
+            url: B.into(),
+            source: Source::DBus,
+        },
+        mic_muted: false,
+        camera_enabled: true,
+    });
+    assert!(matches!(refused, Err(Refusal::Busy { .. })));
+    assert!(room.c.status().mic_muted);
+}
