@@ -6,7 +6,11 @@ one JSON line per second with what the page decoded (`window.visioSim.stats()`):
    "framesDecoded", "frameWidth", "frameHeight", "audioLevel", "totalAudioEnergy", ...}]}
 
 Usage: chrome_peer.py --url http://127.0.0.1:PORT --room SLUG [--name NAME] [--seconds N]
-       [--screenshot FILE] [--resolution h360] [--click-camera-when FILE] [--control FILE]
+       [--screenshot FILE] [--resolution h360] [--publish meet] [--click-camera-when FILE]
+       [--control FILE]
+
+--publish meet: publish as Meet's web app does (VP9 SVC L3T3_KEY with a VP8 backup codec,
+Opus with DTX and RED); each line's `local` then says what each RTP stream really sends.
 
 --control FILE: each second, new lines of FILE are commands: "camera" (press the camera
 button), "hide-video" / "show-video" (hide or show the remote video tiles, as a person
@@ -78,6 +82,8 @@ async def main() -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--screenshot")
     ap.add_argument("--resolution", help="livekit-client preset for the camera, e.g. h360")
+    ap.add_argument("--publish", choices=["meet"],
+                    help="publish with Meet's web app options (see above)")
     ap.add_argument("--click-camera-when", metavar="FILE",
                     help="press the page's camera button (as a person would) once FILE exists")
     ap.add_argument("--control", metavar="FILE", help="commands, one a line (see above)")
@@ -102,6 +108,8 @@ async def main() -> int:
             page = f"{args.url}/{args.room}?name={urllib.request.quote(args.name)}"
             if args.resolution:
                 page += f"&resolution={args.resolution}"
+            if args.publish:
+                page += f"&publish={args.publish}"
             target = await cdp.call("Target.createTarget", {"url": page})
             session = (await cdp.call("Target.attachToTarget",
                                       {"targetId": target["targetId"], "flatten": True}))["sessionId"]
