@@ -52,6 +52,17 @@ struct Cli {
     /// server.
     #[arg(long, env = "VISIO_SIM_ICE_LITE", value_parser = clap::builder::BoolishValueParser::new())]
     ice_lite: bool,
+    /// An ICE server URL to announce to every participant in `JoinResponse` and
+    /// `ReconnectResponse` (repeatable), as LiveKit announces its TURN servers: e.g.
+    /// `turns:turn.example:443?transport=tcp`, `turn:10.0.0.1:3478?transport=udp`.
+    #[arg(long = "ice-server", value_name = "URL")]
+    ice_servers: Vec<String>,
+    /// The user name for the announced ICE servers (TURN long-term credentials).
+    #[arg(long, default_value = "")]
+    ice_username: String,
+    /// The credential for the announced ICE servers.
+    #[arg(long, default_value = "")]
+    ice_credential: String,
     /// Directory holding the npm modules (livekit-client) for the meeting page.
     #[arg(long, env = "VISIO_SIM_WEB_MODULES")]
     web_modules: Option<PathBuf>,
@@ -113,7 +124,16 @@ async fn main() -> anyhow::Result<()> {
         admin_token: cli.admin_token.clone(),
         sfu: Sfu::new(ice, agent)
             .context("cannot set up the WebRTC stack")?
-            .with_departure_timeout(Duration::from_secs(cli.departure_timeout_s)),
+            .with_departure_timeout(Duration::from_secs(cli.departure_timeout_s))
+            .with_ice_servers(if cli.ice_servers.is_empty() {
+                Vec::new()
+            } else {
+                vec![livekit_protocol::IceServer {
+                    urls: cli.ice_servers.clone(),
+                    username: cli.ice_username.clone(),
+                    credential: cli.ice_credential.clone(),
+                }]
+            }),
         node_modules: cli.web_modules.clone().or_else(default_web_modules),
         tls: cli.tls_cert.is_some(),
         token_refresh: Duration::from_secs(cli.token_refresh_s),

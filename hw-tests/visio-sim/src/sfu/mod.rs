@@ -112,6 +112,10 @@ pub struct Sfu {
     ice_scope: IceScope,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     departure_timeout: Duration,
+    /// The ICE servers (TURN) every participant is told about, in `JoinResponse` and
+    /// `ReconnectResponse`, as LiveKit announces its TURN servers (pkg/service/rtcservice.go,
+    /// pkg/rtc/transportmanager.go).
+    ice_servers: Vec<proto::IceServer>,
 }
 
 /// How long an empty room is kept (LiveKit's `departure_timeout` default).
@@ -195,7 +199,14 @@ impl Sfu {
             ice_scope,
             rooms: Mutex::new(HashMap::new()),
             departure_timeout: DEFAULT_DEPARTURE_TIMEOUT,
+            ice_servers: Vec::new(),
         })
+    }
+
+    /// The same, announcing `servers` to every participant.
+    pub fn with_ice_servers(mut self, servers: Vec<proto::IceServer>) -> Self {
+        self.ice_servers = servers;
+        self
     }
 
     /// Sets how long a room is kept once empty (LiveKit's `departure_timeout`).
@@ -320,6 +331,7 @@ impl Sfu {
             ice_ever_connected: AtomicBool::new(false),
             auto_subscribe: req.auto_subscribe,
             ice_scope: self.ice_scope,
+            ice_servers: self.ice_servers.clone(),
         });
         participant.wire_callbacks();
         // The subscriber PC carries the SFU's own data channels, as LiveKit's does.
@@ -367,6 +379,7 @@ impl Sfu {
             ping_timeout: 15,
             ping_interval: 5,
             server_info: Some(server_info()),
+            ice_servers: self.ice_servers.clone(),
             enabled_publish_codecs: ["audio/opus", "video/VP8", "video/VP9", "video/H264"]
                 .iter()
                 .map(|m| proto::Codec {
@@ -415,10 +428,11 @@ fn server_info() -> proto::ServerInfo {
     }
 }
 
-/// The `ReconnectResponse` a resumed participant receives.
-pub fn reconnect_response() -> proto::ReconnectResponse {
+/// The `ReconnectResponse` a resumed participant receives, with the ICE servers again.
+pub fn reconnect_response(ice_servers: &[proto::IceServer]) -> proto::ReconnectResponse {
     proto::ReconnectResponse {
         server_info: Some(server_info()),
+        ice_servers: ice_servers.to_vec(),
         ..Default::default()
     }
 }

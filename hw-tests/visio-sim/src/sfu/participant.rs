@@ -54,6 +54,8 @@ pub struct Participant {
     pub(super) ice_ever_connected: AtomicBool,
     pub(super) auto_subscribe: bool,
     pub(super) ice_scope: IceScope,
+    /// The ICE servers announced to it (again on resume).
+    pub(super) ice_servers: Vec<proto::IceServer>,
 }
 
 /// After a peer connection failed, how long the client has to bring one back (by resuming)
@@ -282,7 +284,7 @@ impl Participant {
 
     /// Answers a resumed connection: `ReconnectResponse`, then a fresh subscriber offer.
     pub fn resumed(self: &Arc<Self>) {
-        self.send(Resp::Reconnect(reconnect_response()));
+        self.send(Resp::Reconnect(reconnect_response(&self.ice_servers)));
         self.state.lock().unwrap().subscriber_offer_in_flight = false;
         self.restart_subscriber_ice.store(true, Ordering::Relaxed);
         self.negotiate_subscriber();
