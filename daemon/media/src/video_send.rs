@@ -11,8 +11,8 @@
 //! camera H.264 pass-through: v4l2src ! video/x-h264,WxH@fps ! valve ! h264parse ! rtph264pay …
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use gstreamer as gst;
@@ -82,6 +82,9 @@ pub struct VideoSendStats {
     pub fps: u32,
     /// Whether the camera is on (off: nothing is sent).
     pub camera_enabled: bool,
+    /// Whether sending is paused because nobody watches (dynacast, see
+    /// [`VideoSender::set_paused`]).
+    pub paused: bool,
     /// Current target bitrate, bit/s.
     pub target_bitrate_bps: u32,
     /// Complete frames sent (RTP marker bits).
@@ -100,6 +103,19 @@ pub struct VideoSendStats {
     pub error: Option<String>,
 }
 
+/// What decides whether frames reach the encoder.
+#[derive(Clone, Copy)]
+struct Gate {
+    camera_enabled: bool,
+    paused: bool,
+}
+
+impl Gate {
+    fn open(self) -> bool {
+        self.camera_enabled && !self.paused
+    }
+}
+
 /// A running video sender. Dropping it stops the pipeline.
 pub struct VideoSender {
     pipeline: gst::Pipeline,
@@ -108,7 +124,7 @@ pub struct VideoSender {
     encoder_name: String,
     valve: gst::Element,
     counters: Arc<SendCounters>,
-    camera_enabled: AtomicBool,
+    gate: Mutex<Gate>,
     target_bitrate: AtomicU32,
     config: VideoSenderConfig,
     watch: BusWatch,
@@ -259,7 +275,10 @@ impl VideoSender {
                 encoder_name: encoder.encoder_name().to_owned(),
                 valve,
                 counters,
-                camera_enabled: AtomicBool::new(true),
+                gate: Mutex::new(Gate {
+                    camera_enabled: true,
+                    paused: false,
+                }),
                 target_bitrate: AtomicU32::new(config.encoder.bitrate_bps),
                 config,
                 watch,
@@ -303,25 +322,47 @@ impl VideoSender {
     /// from the camera leaves the room and no RTP is sent (the session should also mark the
     /// track muted). On: sending resumes with a keyframe.
     pub fn set_camera_enabled(&self, enabled: bool) {
-        self.camera_enabled.store(enabled, Ordering::Relaxed);
-        if enabled {
+        self.update_gate(|gate| gate.camera_enabled = enabled);
+        tracing::info!(enabled, "camera");
+    }
+
+    /// Pauses or resumes sending for the SFU's dynacast: LiveKit sends the publisher a
+    /// `SubscribedQualityUpdate`, and when no quality of the track is wanted (nobody
+    /// subscribes, or every viewer hides it) the session pauses; when one is wanted again it
+    /// resumes, with a keyframe first. Paused, frames are dropped before the encoder, so no
+    /// CPU is spent encoding. Independent of [`VideoSender::set_camera_enabled`]: video is sent
+    /// only when the camera is on and the sender is not paused.
+    pub fn set_paused(&self, paused: bool) {
+        self.update_gate(|gate| gate.paused = paused);
+        tracing::info!(paused, "video sending paused for dynacast");
+    }
+
+    /// Changes the gate and opens or closes the valve to match, under one lock so that
+    /// camera and dynacast changes from different tasks cannot leave the valve wrong.
+    fn update_gate(&self, change: impl FnOnce(&mut Gate)) {
+        let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        let was_open = gate.open();
+        change(&mut gate);
+        let open = gate.open();
+        if open && !was_open {
             // Asked before the valve opens, so the first frame through is the keyframe.
             self.request_keyframe();
         }
-        self.valve.set_property("drop", !enabled);
-        tracing::info!(enabled, "camera");
+        self.valve.set_property("drop", !open);
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> VideoSendStats {
         let c = &self.counters;
+        let gate = *self.gate.lock().unwrap_or_else(|p| p.into_inner());
         VideoSendStats {
             codec: "H264",
             encoder: self.encoder_name.clone(),
             width: self.config.width,
             height: self.config.height,
             fps: self.config.fps,
-            camera_enabled: self.camera_enabled.load(Ordering::Relaxed),
+            camera_enabled: gate.camera_enabled,
+            paused: gate.paused,
             target_bitrate_bps: self.target_bitrate.load(Ordering::Relaxed),
             frames_sent: c.frames.load(Ordering::Relaxed),
             packets_sent: c.packets.load(Ordering::Relaxed),

@@ -149,6 +149,54 @@ fn camera_off_sends_nothing_and_camera_on_resumes_with_a_keyframe() {
 }
 
 #[test]
+fn paused_for_dynacast_sends_nothing_and_resumes_with_a_keyframe_unless_the_camera_is_off() {
+    let (sender, mut rx) = VideoSender::start(config(320, 240, 1000), &x264()).unwrap();
+    assert!(!common::collect(&mut rx, Duration::from_millis(500)).is_empty());
+    let quiet = |rx: &mut tokio::sync::mpsc::Receiver<bytes::Bytes>| {
+        std::thread::sleep(Duration::from_millis(200));
+        common::drain(rx);
+        common::collect(rx, Duration::from_millis(600)).len()
+    };
+
+    sender.set_paused(true);
+    assert_eq!(quiet(&mut rx), 0, "packets sent while nobody watches");
+    assert!(sender.stats().paused);
+    assert!(
+        sender.stats().camera_enabled,
+        "pausing is not turning the camera off"
+    );
+
+    // The camera turned on again while paused: still nothing.
+    sender.set_camera_enabled(true);
+    assert_eq!(quiet(&mut rx), 0, "camera on does not override the pause");
+    // Camera off while paused, then a viewer comes back: still nothing, the camera is off.
+    sender.set_camera_enabled(false);
+    sender.set_paused(false);
+    assert_eq!(quiet(&mut rx), 0, "resuming does not turn the camera on");
+
+    sender.set_camera_enabled(true);
+    let on = common::collect(&mut rx, Duration::from_millis(600));
+    assert!(!on.is_empty(), "nothing sent after resuming");
+    let mut log = common::FrameLog::default();
+    log.push_all(&on);
+    assert!(log.keyframe[0], "sending resumes with a keyframe");
+    let keyframes = sender.stats().keyframes_sent;
+
+    sender.set_paused(true);
+    quiet(&mut rx);
+    sender.set_paused(false);
+    let resumed = common::collect(&mut rx, Duration::from_millis(600));
+    let mut log = common::FrameLog::default();
+    log.push_all(&resumed);
+    assert!(
+        log.keyframe.first().copied().unwrap_or(false),
+        "a viewer coming back gets a keyframe first"
+    );
+    assert!(sender.stats().keyframes_sent > keyframes);
+    assert!(!sender.stats().paused);
+}
+
+#[test]
 fn bitrate_follows_the_congestion_estimate() {
     let (sender, mut rx) = VideoSender::start(config(640, 360, 30), &x264()).unwrap();
     sender.set_target_bitrate(2_000_000);
