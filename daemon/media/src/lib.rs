@@ -18,7 +18,8 @@
 //!   RTP, packetization-mode 1, constrained baseline where the encoder allows, SPS/PPS before
 //!   every IDR; [`VideoSender::request_keyframe`] on PLI/FIR,
 //!   [`VideoSender::set_target_bitrate`] from the congestion estimate,
-//!   [`VideoSender::set_camera_enabled`];
+//!   [`VideoSender::set_camera_enabled`], [`VideoSender::set_paused`] (dynacast: nobody
+//!   watches);
 //! - [`AudioSender::start`] → `(AudioSender, Receiver<Bytes>)`: Opus RTP, 48 kHz, 20 ms, in-band
 //!   FEC; [`AudioSender::set_mic_muted`].
 //!
