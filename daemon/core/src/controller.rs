@@ -65,6 +65,10 @@ pub enum State {
     Lobby,
     /// In the meeting.
     InCall,
+    /// In the meeting as far as the service knows, but no media gets through (no network path
+    /// to the media server, or nothing received for long); the session is trying to get it
+    /// back. The reason is in [`Status::media_problem`].
+    Reconnecting,
     /// Leaving the meeting.
     Leaving,
     /// The last meeting failed for good; the reason is in [`Status::last_error`].
@@ -79,6 +83,7 @@ impl State {
             State::Joining => "joining",
             State::Lobby => "lobby",
             State::InCall => "in-call",
+            State::Reconnecting => "reconnecting",
             State::Leaving => "leaving",
             State::Error => "error",
         }
@@ -219,6 +224,10 @@ pub enum SessionEvent {
     RemoteMute(Track),
     /// The remote participants changed; the full current list.
     Participants(Vec<Participant>),
+    /// No media gets through any more (or never did since joining): why, for people.
+    MediaInterrupted(String),
+    /// Media gets through again.
+    MediaRestored,
     /// The session could not join, or lost the meeting for good after its own resume attempts.
     /// The session is gone after this event.
     Failed(Failure),
@@ -443,6 +452,9 @@ pub struct Status {
     pub last_end: Option<EndReason>,
     /// A pending retry.
     pub retry: Option<Retry>,
+    /// Why no media gets through, while [`State::Reconnecting`], in words a technician can act
+    /// on.
+    pub media_problem: Option<String>,
 }
 
 /// The controller's tunables (from the `[room]` and `[join]` configuration sections).
@@ -542,6 +554,7 @@ impl Controller {
             last_error: None,
             last_end: None,
             retry: None,
+            media_problem: None,
         };
         Controller {
             policy,
@@ -708,6 +721,7 @@ impl Controller {
         };
         self.status.state = State::Joining;
         self.status.retry = None;
+        self.status.media_problem = None;
         actions.push(Action::StartSession {
             id,
             url,
@@ -739,6 +753,7 @@ impl Controller {
             };
             self.status.state = State::Leaving;
             self.status.participants.clear();
+            self.status.media_problem = None;
         } else {
             self.after_stop(then, actions);
         }
@@ -777,6 +792,7 @@ impl Controller {
         self.status.meeting = None;
         self.status.participants.clear();
         self.status.retry = None;
+        self.status.media_problem = None;
     }
 
     fn set_mic_muted(&mut self, muted: bool, actions: &mut Vec<Action>) {
@@ -846,6 +862,19 @@ impl Controller {
                 *lobby_deadline = None;
                 self.status.state = State::InCall;
                 self.status.last_error = None;
+                self.status.media_problem = None;
+            }
+            SessionEvent::MediaInterrupted(reason) => {
+                if matches!(self.status.state, State::InCall | State::Reconnecting) {
+                    self.status.state = State::Reconnecting;
+                    self.status.media_problem = Some(reason);
+                }
+            }
+            SessionEvent::MediaRestored => {
+                if self.status.state == State::Reconnecting {
+                    self.status.state = State::InCall;
+                }
+                self.status.media_problem = None;
             }
             // The session has muted itself already. Saying it back closes a race: an unmute
             // from the room that crossed this event on its way would otherwise leave the
@@ -954,6 +983,7 @@ impl Controller {
         if now.last_error != before.last_error
             || now.last_end != before.last_end
             || now.retry != before.retry
+            || now.media_problem != before.media_problem
         {
             changed.push(StatusField::Health);
         }
@@ -966,7 +996,7 @@ impl Controller {
 fn indicators_for(status: &Status) -> Indicators {
     let call = match status.state {
         State::Idle | State::Error => Led::Off,
-        State::Joining | State::Lobby | State::Leaving => Led::Blink,
+        State::Joining | State::Lobby | State::Leaving | State::Reconnecting => Led::Blink,
         State::InCall => Led::On,
     };
     Indicators {

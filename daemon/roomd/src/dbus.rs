@@ -210,6 +210,7 @@ impl RoomInterface {
         let overall = if status.state.as_str() == "error" {
             "error"
         } else if status.last_error.is_some()
+            || status.media_problem.is_some()
             || calendar_stale
             || matches!(s.facts.recovery, Some(Err(_)))
         {
@@ -231,6 +232,9 @@ impl RoomInterface {
         }
         if let Some(end) = status.last_end {
             entries.push(("last_end", Value::from(end.as_str())));
+        }
+        if let Some(problem) = &status.media_problem {
+            entries.push(("media_problem", Value::from(problem.as_str())));
         }
         match &s.facts.recovery {
             Some(Ok((at, meeting))) => {

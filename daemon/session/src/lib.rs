@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod congestion;
+pub mod media_watch;
 pub mod meet;
 pub mod participant;
 pub mod rtc;

@@ -30,12 +30,33 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 struct Reporter {
     id: visio_room_core::controller::SessionId,
     events: SessionEvents,
+    /// Whether the daemon was last told that no media gets through (across connections).
+    media_broken: std::sync::atomic::AtomicBool,
 }
 
 impl Reporter {
     fn send(&self, event: SessionEvent) {
         tracing::debug!(session = self.id.0, ?event, "session event");
         let _ = self.events.send((self.id, event));
+    }
+
+    /// Tells the daemon whether media gets through, when that changed.
+    fn media_flow(&self, flow: crate::media_watch::Flow) {
+        use crate::media_watch::Flow;
+        let broken = matches!(flow, Flow::Broken(_));
+        if self.media_broken.swap(broken, Ordering::Relaxed) == broken {
+            return;
+        }
+        match flow {
+            Flow::Broken(reason) => {
+                tracing::warn!(%reason, "no media gets through");
+                self.send(SessionEvent::MediaInterrupted(reason));
+            }
+            Flow::Ok => {
+                tracing::info!("media gets through again");
+                self.send(SessionEvent::MediaRestored);
+            }
+        }
     }
 }
 
@@ -60,6 +81,7 @@ pub(crate) async fn run(
     let reporter = Reporter {
         id: request.id,
         events,
+        media_broken: Default::default(),
     };
     let mut me = LocalParticipant::new(Sending {
         mic_muted: request.mic_muted,

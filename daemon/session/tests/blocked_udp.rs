@@ -413,6 +413,15 @@ fn the_room_gets_its_media_through_when_udp_and_then_direct_tcp_are_blocked() {
             join.as_millis()
         ));
     }
+    runtime.block_on(no_path_is_said_then_cleared(
+        &ns,
+        &python,
+        &peer,
+        &base,
+        &meeting_host,
+        &dir,
+        &sim_port,
+    ));
     println!("join → the SDK's first decoded frame of the room, per network path (one run):");
     for f in figures {
         println!("  {f}");
@@ -526,4 +535,96 @@ async fn one_case(
     let _ = sdk.kill();
     let _ = sdk.wait();
     (path, join)
+}
+
+/// With UDP blocked and the TURN ports too, no media can get through: the session says so
+/// (`MediaInterrupted`, naming UDP) instead of pretending to be in the call; once the network
+/// lets media through again, it says that too (`MediaRestored`) without being stopped.
+async fn no_path_is_said_then_cleared(
+    ns: &ServiceNamespace,
+    python: &Path,
+    peer: &Path,
+    base: &str,
+    meeting_host: &str,
+    dir: &Path,
+    sim_port: &str,
+) {
+    block(&[
+        "meta l4proto udp drop",
+        &format!("tcp dport != {{ {sim_port} }} drop"),
+    ]);
+    let mut sdk = ns
+        .command(python)
+        .arg(peer)
+        .args([
+            "--url",
+            base,
+            "--room",
+            "jjj-kkkk-lll",
+            "--name",
+            "Python",
+            "--seconds",
+            "120",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the Python peer");
+    let config = SessionConfig {
+        allowed_hosts: AllowedHosts::parse(&[meeting_host]).unwrap(),
+        tls_roots: TlsRoots {
+            system: true,
+            extra_pem_files: vec![dir.join("ca.pem")],
+        },
+        ice_loopback_only: false,
+        media: Some(media()),
+        ..SessionConfig::default()
+    };
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let joined = Instant::now();
+    let room = start(
+        request(
+            1,
+            &format!("http://{meeting_host}/jjj-kkkk-lll"),
+            "Salle Coupée",
+        ),
+        config,
+        tx,
+    );
+    let interrupted = next_flow(&mut events, 20).await;
+    let Some(Ok(reason)) = interrupted else {
+        panic!("no MediaInterrupted with no network path: {interrupted:?}");
+    };
+    println!("no path: said after {:?}: {reason}", joined.elapsed());
+    assert!(reason.contains("is UDP blocked"), "{reason}");
+    // The network comes back: media gets through again, in the same session.
+    block(&[]);
+    let back = Instant::now();
+    let restored = next_flow(&mut events, 60).await;
+    assert_eq!(
+        restored,
+        Some(Err(())),
+        "no MediaRestored once the network let media through"
+    );
+    println!("network back: media restored after {:?}", back.elapsed());
+    room.stop();
+    let _ = sdk.kill();
+    let _ = sdk.wait();
+}
+
+/// The next media-flow event within `secs`: `Ok(reason)` interrupted, `Err(())` restored.
+async fn next_flow(
+    events: &mut mpsc::UnboundedReceiver<(visio_room_core::controller::SessionId, SessionEvent)>,
+    secs: u64,
+) -> Option<Result<String, ()>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some((_, SessionEvent::MediaInterrupted(r)))) => return Some(Ok(r)),
+            Ok(Some((_, SessionEvent::MediaRestored))) => return Some(Err(())),
+            Ok(Some((_, SessionEvent::Failed(f)))) => panic!("the session failed: {f:?}"),
+            Ok(Some(_)) => continue,
+            _ => return None,
+        }
+    }
 }

@@ -763,3 +763,30 @@ fn a_rejoin_after_an_unclean_restart_starts_muted_if_the_room_was_muted() {
     assert!(matches!(refused, Err(Refusal::Busy { .. })));
     assert!(room.c.status().mic_muted);
 }
+
+#[test]
+fn no_media_path_shows_reconnecting_with_the_reason_until_media_flows_again() {
+    let mut room = Room::new();
+    room.in_call(A, Source::Button);
+    let reason = "no network path to the media server: is UDP blocked?";
+    let actions = room.event(SessionEvent::MediaInterrupted(reason.into()));
+    assert_eq!(room.state(), State::Reconnecting);
+    assert_eq!(room.c.status().media_problem.as_deref(), Some(reason));
+    assert_eq!(room.c.indicators().call, Led::Blink);
+    assert!(actions.contains(&Action::PublishStatus(vec![
+        StatusField::State,
+        StatusField::Health
+    ])));
+    room.event(SessionEvent::MediaRestored);
+    assert_eq!(room.state(), State::InCall);
+    assert_eq!(room.c.status().media_problem, None);
+    assert_eq!(room.c.indicators().call, Led::On);
+    // While joining (before the call), a media report does not pretend the room is in it.
+    room.ok(Input::Leave {
+        source: Source::Button,
+    });
+    room.event(SessionEvent::Stopped);
+    room.join(B, Source::Button).unwrap();
+    room.event(SessionEvent::MediaInterrupted(reason.into()));
+    assert_eq!(room.state(), State::Joining);
+}

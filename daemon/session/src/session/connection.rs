@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use visio_room_core::controller::{EndReason, Failure, FailureKind, Track};
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
+use crate::media_watch::MediaWatch;
 use crate::meet::Credentials;
 use crate::participant::{Effect, Input, LocalParticipant};
 use crate::rtc::{candidate_allowed, Apis, Transport, PUBLISHER, SUBSCRIBER};
@@ -67,6 +68,10 @@ pub(super) struct Connection<'a> {
     track_settings: HashMap<String, Option<(u32, u32)>>,
     /// Bridges to the TURN servers reached over TCP or TLS (webrtc-rs relays over UDP only).
     turn_bridges: Vec<StreamTurn>,
+    /// Whether media gets through on this connection.
+    watch: MediaWatch,
+    /// The time base of `watch`.
+    born: std::time::Instant,
 }
 
 impl<'a> Connection<'a> {
@@ -96,6 +101,8 @@ impl<'a> Connection<'a> {
             tiles: Vec::new(),
             track_settings: HashMap::new(),
             turn_bridges: Vec::new(),
+            watch: MediaWatch::new(0),
+            born: std::time::Instant::now(),
         }
     }
 
@@ -103,6 +110,22 @@ impl<'a> Connection<'a> {
         if let Some(s) = &self.signal {
             s.send(message);
         }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// Tells the daemon whether media gets through (`media_watch`).
+    fn check_media_flow(&mut self) {
+        let received = self
+            .shared
+            .rtp_packets_received
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let others_publish = !self.remote.is_empty();
+        let now = self.elapsed_ms();
+        let flow = self.watch.check(now, received, others_publish);
+        self.reporter.media_flow(flow);
     }
 
     /// Feeds the participant one input and carries out its effects.
@@ -242,6 +265,7 @@ impl<'a> Connection<'a> {
         }
         let publish_deadline = tokio::time::sleep(PUBLISH_TIMEOUT);
         tokio::pin!(publish_deadline);
+        let mut media_check = tokio::time::interval(Duration::from_secs(1));
 
         let mut receiver_events = media.receiver_events.take();
         let outcome = loop {
@@ -272,6 +296,7 @@ impl<'a> Connection<'a> {
                         Some(effects) => self.carry_out(effects, media),
                         None => break Outcome::Stopped,
                     },
+                    _ = media_check.tick() => self.check_media_flow(),
                     _ = &mut publish_deadline, if !self.publisher_negotiated && !self.awaiting_publish.is_empty() => {
                         tracing::warn!(pending = ?self.awaiting_publish, "the SFU did not acknowledge our tracks; negotiating anyway");
                         self.awaiting_publish.clear();

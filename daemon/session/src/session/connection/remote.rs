@@ -35,6 +35,9 @@ impl<'a> Connection<'a> {
                 if state == RTCPeerConnectionState::Connected {
                     self.note_media_path(target).await;
                 }
+                let up = self.ice_connected();
+                let now = self.elapsed_ms();
+                self.watch.peer_connected(up, now);
                 if state == RTCPeerConnectionState::Failed {
                     let which = if target == SUBSCRIBER {
                         "subscriber"
