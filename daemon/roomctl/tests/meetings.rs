@@ -347,6 +347,50 @@ fn the_room_rejoins_by_itself_after_the_server_restarts() -> Result<()> {
 }
 
 #[test]
+fn a_room_nobody_watches_pauses_its_video_and_resumes_when_someone_does() -> Result<()> {
+    // Publisher dynacast: the server says which qualities of the room's camera are wanted
+    // (`SubscribedQualityUpdate`); once nobody subscribes, the room stops encoding and sending.
+    let sim = Sim::start(&[])?;
+    let url = sim.meeting_url("abc-defg-hij");
+    let (bus_a, bus_b) = (Bus::start()?, Bus::start()?);
+    let _a = Daemon::with_config(&bus_a, &RoomConfig::new("Salle Vue", sim.host()))?;
+    bus_a.ctl_ok(&["join", &url])?;
+    bus_a.wait_status(30, "A in the call", |s| s["state"] == "in-call")?;
+    let frames = |s: &serde_json::Value| s["media"]["sending_video_frames"].as_u64().unwrap_or(0);
+    let mut b = Daemon::with_config(&bus_b, &RoomConfig::new("Salle Curieuse", sim.host()))?;
+    bus_b.ctl_ok(&["join", &url])?;
+    bus_b.wait_status(30, "B decodes A", |s| {
+        s["media"]["received_video_frames"].as_u64().unwrap_or(0) > 0
+    })?;
+    assert_eq!(bus_a.status()?["media"]["sending_video_paused"], false);
+    // B leaves: nobody watches A any more.
+    bus_b.ctl_ok(&["leave"])?;
+    let left = Instant::now();
+    bus_a.wait_status(30, "A alone, video paused", |s| {
+        s["media"]["sending_video_paused"] == true
+    })?;
+    println!("A paused {:?} after B left", left.elapsed());
+    let paused = frames(&bus_a.status()?);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        frames(&bus_a.status()?) <= paused + 1,
+        "frames sent while paused"
+    );
+    // Someone watches again: A resumes and is decoded.
+    let asked = Instant::now();
+    bus_b.ctl_ok(&["join", &url])?;
+    bus_a.wait_status(30, "watched again, video resumed", |s| {
+        s["media"]["sending_video_paused"] == false && frames(s) > paused + 1
+    })?;
+    bus_b.wait_status(30, "B decodes A again", |s| {
+        s["media"]["received_video_frames"].as_u64().unwrap_or(0) > 0
+    })?;
+    println!("B decodes A again {:?} after joining", asked.elapsed());
+    b.stop()?;
+    Ok(())
+}
+
+#[test]
 fn two_rooms_join_one_meeting_see_each_other_and_leave() -> Result<()> {
     let sim = Sim::start(&[])?;
     let url = sim.meeting_url("abc-defg-hij");

@@ -307,6 +307,7 @@ impl RoomInterface {
                     Value::from(format!("{}x{}", v.width, v.height)),
                 ));
                 entries.push(("sending_video_frames", Value::from(v.frames_sent)));
+                entries.push(("sending_video_paused", Value::from(v.paused)));
             }
             if let Some(a) = &live.audio {
                 entries.push(("sending_audio_codec", Value::from(a.codec)));

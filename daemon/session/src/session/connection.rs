@@ -116,6 +116,33 @@ impl<'a> Connection<'a> {
         self.born.elapsed().as_millis() as u64
     }
 
+    /// Publisher dynacast, as livekit-client does it: when no quality of our camera is wanted
+    /// (nobody watches it), stop encoding and sending it; when one is wanted again, resume
+    /// (keyframe first). Only the server's view counts: the camera state is separate.
+    fn on_subscribed_quality(&self, update: &proto::SubscribedQualityUpdate, media: &Media) {
+        let camera = self
+            .me
+            .published()
+            .into_iter()
+            .find(|(track, _, _)| *track == Track::Camera);
+        let Some((_, sid, _)) = camera else { return };
+        if update.track_sid != sid {
+            return;
+        }
+        // The plain list is deprecated (livekit-client reads the per-codec one), but servers
+        // and SDKs still fill it in: either says "wanted".
+        #[allow(deprecated)]
+        let plain = &update.subscribed_qualities;
+        let wanted = plain.iter().any(|q| q.enabled)
+            || update
+                .subscribed_codecs
+                .iter()
+                .any(|c| c.qualities.iter().any(|q| q.enabled));
+        if let Some(video) = &media.video {
+            video.set_paused(!wanted);
+        }
+    }
+
     /// Tells the daemon whether media gets through (`media_watch`).
     fn check_media_flow(&mut self) {
         let received = self
@@ -190,6 +217,10 @@ impl<'a> Connection<'a> {
             server = self.join.server_info.as_ref().map(|s| s.version.as_str()).unwrap_or(""),
             "joined the LiveKit room"
         );
+        // A new participant: the server's dynacast starts afresh for our new track.
+        if let Some(video) = &media.video {
+            video.set_paused(false);
+        }
         let others = std::mem::take(&mut self.join.other_participants);
         self.feed(Input::Joined { my_sid, others }, media);
         let sending = self.me.sending();
@@ -503,8 +534,8 @@ impl<'a> Connection<'a> {
                     return Some(outcome);
                 }
             }
-            Resp::RoomUpdate(_) | Resp::ConnectionQuality(_) | Resp::SubscribedQualityUpdate(_) => {
-            }
+            Resp::SubscribedQualityUpdate(update) => self.on_subscribed_quality(&update, media),
+            Resp::RoomUpdate(_) | Resp::ConnectionQuality(_) => {}
             other => tracing::trace!(?other, "signalling message ignored"),
         }
         None
