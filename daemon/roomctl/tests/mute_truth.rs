@@ -17,15 +17,6 @@ const HEARD: f64 = 0.01;
 /// ...and below this it is silence (the peer's level decays by 5 % every 10 ms).
 const SILENT: f64 = 0.002;
 
-/// The level of the room's audio in one of the peer's lines (`None`: not received yet).
-fn room_level(line: &Value, identity: &str) -> Option<f64> {
-    line["remote"]
-        .as_object()?
-        .iter()
-        .find(|(key, t)| key.starts_with(&format!("{identity}/")) && t["kind"] == "audio")
-        .and_then(|(_, t)| t["rms"].as_f64())
-}
-
 struct Meeting {
     sim: Sim,
     bus: Bus,
@@ -63,10 +54,10 @@ fn meeting(peer_args: &[&str]) -> Result<Meeting> {
 impl Meeting {
     fn expect_level(&mut self, secs: u64, what: &str, ok: impl Fn(f64) -> bool) -> Result<f64> {
         let identity = self.identity.clone();
-        let line = self
-            .peer
-            .expect(secs, what, |l| room_level(l, &identity).is_some_and(&ok))?;
-        Ok(room_level(&line, &identity).unwrap_or_default())
+        let line = self.peer.expect(secs, what, |l| {
+            Peer::audio_level(l, &identity).is_some_and(&ok)
+        })?;
+        Ok(Peer::audio_level(&line, &identity).unwrap_or_default())
     }
 
     /// Every level the peer reports for `secs` seconds.
@@ -76,7 +67,7 @@ impl Meeting {
         let mut levels = Vec::new();
         while let Some(left) = until.checked_duration_since(Instant::now()) {
             match self.peer.wait_for(left, |_| true) {
-                Some(line) => levels.extend(room_level(&line, &identity)),
+                Some(line) => levels.extend(Peer::audio_level(&line, &identity)),
                 None => break,
             }
         }

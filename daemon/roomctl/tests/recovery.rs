@@ -14,15 +14,6 @@ use visio_room_test_support::{
 const ROOM: &str = "abc-defg-hij";
 const NAME: &str = "Salle Tenace";
 
-/// The level of the room's audio in one of the peer's lines.
-fn room_level(line: &Value, identity: &str) -> Option<f64> {
-    line["remote"]
-        .as_object()?
-        .iter()
-        .find(|(key, t)| key.starts_with(&format!("{identity}/")) && t["kind"] == "audio")
-        .and_then(|(_, t)| t["rms"].as_f64())
-}
-
 fn in_call(bus: &Bus, what: &str) -> Result<Value> {
     bus.wait_status(30, what, |s| {
         s["state"] == "in-call" && s["media"]["sending_audio_packets"].as_u64() > Some(20)
@@ -91,7 +82,7 @@ fn a_room_killed_in_a_meeting_goes_back_to_it_muted_as_it_was() -> Result<()> {
     let until = Instant::now() + Duration::from_secs(5);
     while let Some(left) = until.checked_duration_since(Instant::now()) {
         match peer.wait_for(left, |_| true) {
-            Some(line) => levels.extend(room_level(&line, &identity)),
+            Some(line) => levels.extend(Peer::audio_level(&line, &identity)),
             None => break,
         }
     }

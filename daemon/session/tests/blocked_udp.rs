@@ -232,6 +232,21 @@ async fn forward(to: String) -> u16 {
     port
 }
 
+/// The room's session: the meeting through the local forwarder, the TURN server's authority
+/// trusted, ICE on every interface, test camera and microphone.
+fn room_config(meeting_host: &str, dir: &Path) -> SessionConfig {
+    SessionConfig {
+        allowed_hosts: AllowedHosts::parse(&[meeting_host]).unwrap(),
+        tls_roots: TlsRoots {
+            system: true,
+            extra_pem_files: vec![dir.join("ca.pem")],
+        },
+        ice_loopback_only: false,
+        media: Some(media()),
+        ..SessionConfig::default()
+    }
+}
+
 fn media() -> MediaSettings {
     MediaSettings {
         video: VideoSenderConfig {
@@ -473,16 +488,7 @@ async fn one_case(
         .expect("the Python peer exited");
     assert_eq!(first["state"], "connected", "{first}");
 
-    let config = SessionConfig {
-        allowed_hosts: AllowedHosts::parse(&[meeting_host]).unwrap(),
-        tls_roots: TlsRoots {
-            system: true,
-            extra_pem_files: vec![dir.join("ca.pem")],
-        },
-        ice_loopback_only: false,
-        media: Some(media()),
-        ..SessionConfig::default()
-    };
+    let config = room_config(meeting_host, dir);
     let (tx, mut events) = mpsc::unbounded_channel();
     let joined_at = Instant::now();
     let room = start(
@@ -570,16 +576,7 @@ async fn no_path_is_said_then_cleared(
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the Python peer");
-    let config = SessionConfig {
-        allowed_hosts: AllowedHosts::parse(&[meeting_host]).unwrap(),
-        tls_roots: TlsRoots {
-            system: true,
-            extra_pem_files: vec![dir.join("ca.pem")],
-        },
-        ice_loopback_only: false,
-        media: Some(media()),
-        ..SessionConfig::default()
-    };
+    let config = room_config(meeting_host, dir);
     let (tx, mut events) = mpsc::unbounded_channel();
     let joined = Instant::now();
     let room = start(

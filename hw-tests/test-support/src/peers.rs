@@ -314,6 +314,16 @@ impl Peer {
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
+    /// The level (RMS, 0..1, decaying) of `identity`'s audio in one line of the Python SDK
+    /// peer (`None`: not received yet).
+    pub fn audio_level(line: &serde_json::Value, identity: &str) -> Option<f64> {
+        line["remote"]
+            .as_object()?
+            .iter()
+            .find(|(key, t)| key.starts_with(&format!("{identity}/")) && t["kind"] == "audio")
+            .and_then(|(_, t)| t["rms"].as_f64())
+    }
+
     /// The last line seen (`null` before the first).
     pub fn last(&self) -> serde_json::Value {
         self.history
