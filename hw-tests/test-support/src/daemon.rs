@@ -131,7 +131,8 @@ impl Daemon {
     ) -> Result<Daemon> {
         let log = dir.path().join("visio-roomd.log");
         let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        if !extra.contains(&"--state-dir") {
+        // Unless the test says where (the flag, or systemd's variable), each daemon gets its own.
+        if !extra.contains(&"--state-dir") && !env.iter().any(|(k, _)| *k == "STATE_DIRECTORY") {
             args.push("--state-dir".into());
             args.push(dir.path().join("state").to_string_lossy().into_owned());
         }
