@@ -25,7 +25,7 @@ mod session;
 pub mod signal;
 mod stats;
 pub mod tls;
-pub mod turn_stream;
+pub mod stream_bridge;
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
-//! TURN over TCP and TLS for webrtc-rs, whose ICE agent relays only through `turn:` over UDP.
+//! TURN over TCP and TLS, and ICE over TCP, for webrtc-rs, whose ICE agent relays only through
+//! `turn:` over UDP and has no TCP candidates at all.
 //!
 //! Ministry networks often let only TCP (443) out. LiveKit's answer, and Visio's documented
 //! fallback, is TURN over TLS (LiveKit's embedded TURN on 443, `turns:…?transport=tcp` in
@@ -7,7 +8,7 @@
 //!
 //! TURN speaks the same messages over every transport (RFC 8656 §3.1): a STUN message carries
 //! its length, and so does a ChannelData message (padded to four bytes on a stream, §12.5). So
-//! each stream TURN server gets a [`StreamTurn`] bridge: a UDP socket on `127.0.0.1` that
+//! each stream TURN server gets a [`StreamBridge`] bridge: a UDP socket on `127.0.0.1` that
 //! webrtc-rs's TURN client uses as its server, and, per local client socket, one TCP stream (or
 //! TLS, verified with the session's one rustls configuration) to the real server. Messages pass
 //! through untouched — credentials, nonces and MESSAGE-INTEGRITY included — so the relay is the
@@ -16,6 +17,12 @@
 //!
 //! [`bridge_ice_servers`] rewrites the servers a `JoinResponse` or `ReconnectResponse` gives:
 //! stream TURN URLs point at a bridge, the rest is kept as it is.
+//!
+//! ICE over TCP (RFC 6544; LiveKit's passive candidates on port 7881) works the same way with
+//! RFC 4571 framing (a two-byte length before each packet): [`bridge_tcp_candidate`] turns a
+//! remote `tcp … tcptype passive` candidate into a UDP host candidate on `127.0.0.1` whose
+//! socket carries every packet — STUN checks, DTLS, SRTP — over one TCP connection per local
+//! socket to the server. The server sees an active TCP client, as from a browser.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -106,47 +113,84 @@ impl TurnUrl {
     }
 }
 
-/// A running bridge to one stream TURN server. Stops when dropped.
-pub struct StreamTurn {
+/// How packets are framed on a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// TURN's own framing: STUN and ChannelData carry their length (RFC 8656).
+    Turn,
+    /// A two-byte length before each packet (RFC 4571), for ICE over TCP.
+    Rfc4571,
+}
+
+/// Where a bridge carries packets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTarget {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS over the TCP connection (verified like every connection of the room).
+    pub tls: bool,
+    /// How packets are framed.
+    pub framing: Framing,
+    /// The media path this makes, for `Health` (`turn/tcp`, `turn/tls`, `tcp`).
+    pub path: &'static str,
+}
+
+impl TurnUrl {
+    /// Where a bridge to this stream TURN server connects.
+    pub fn target(&self) -> StreamTarget {
+        StreamTarget {
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.transport == TurnTransport::Tls,
+            framing: Framing::Turn,
+            path: self.transport.path_name(),
+        }
+    }
+}
+
+/// A running bridge to one stream server (TURN or ICE over TCP). Stops when dropped.
+pub struct StreamBridge {
     local: SocketAddr,
-    server: TurnUrl,
+    target: StreamTarget,
     /// The local client sockets (webrtc-rs TURN clients) that have used this bridge.
     clients: Arc<Mutex<Vec<SocketAddr>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for StreamTurn {
+impl Drop for StreamBridge {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl StreamTurn {
-    /// Starts a bridge to `server` (TCP or TLS), listening on a free UDP port of `127.0.0.1`.
+impl StreamBridge {
+    /// Starts a bridge to `target`, listening on a free UDP port of `127.0.0.1`.
     pub async fn start(
-        server: TurnUrl,
+        target: StreamTarget,
         tls: Arc<rustls::ClientConfig>,
-    ) -> std::io::Result<StreamTurn> {
+    ) -> std::io::Result<StreamBridge> {
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
         let local = socket.local_addr()?;
         let clients = Arc::new(Mutex::new(Vec::new()));
-        let task = tokio::spawn(serve(socket, server.clone(), tls, clients.clone()));
-        Ok(StreamTurn {
+        let task = tokio::spawn(serve(socket, target.clone(), tls, clients.clone()));
+        Ok(StreamBridge {
             local,
-            server,
+            target,
             clients,
             task,
         })
     }
 
-    /// The address webrtc-rs is given as the TURN server.
+    /// The address webrtc-rs is given (as the TURN server, or as the remote candidate).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
     /// The real server.
-    pub fn server(&self) -> &TurnUrl {
-        &self.server
+    pub fn target(&self) -> &StreamTarget {
+        &self.target
     }
 
     /// Whether the TURN client bound to `addr` talks through this bridge.
@@ -170,7 +214,7 @@ impl StreamTurn {
 
 async fn serve(
     socket: Arc<UdpSocket>,
-    server: TurnUrl,
+    server: StreamTarget,
     tls: Arc<rustls::ClientConfig>,
     clients: Arc<Mutex<Vec<SocketAddr>>>,
 ) {
@@ -209,20 +253,21 @@ async fn serve(
 async fn carry(
     socket: Arc<UdpSocket>,
     client: SocketAddr,
-    server: TurnUrl,
+    server: StreamTarget,
     tls: Arc<rustls::ClientConfig>,
     rx: mpsc::Receiver<Vec<u8>>,
 ) {
     let tcp = match TcpStream::connect((server.host.as_str(), server.port)).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(host = %server.host, port = server.port, error = %e, "cannot reach the TURN server over TCP");
+            tracing::warn!(host = %server.host, port = server.port, path = server.path, error = %e, "cannot reach the server over TCP");
             return;
         }
     };
     let _ = tcp.set_nodelay(true);
-    let result = match server.transport {
-        TurnTransport::Tls => {
+    let framing = server.framing;
+    let result = match server.tls {
+        true => {
             let name = match rustls::pki_types::ServerName::try_from(server.host.clone()) {
                 Ok(n) => n,
                 Err(e) => {
@@ -232,22 +277,23 @@ async fn carry(
             };
             let connector = tokio_rustls::TlsConnector::from(tls);
             match connector.connect(name, tcp).await {
-                Ok(stream) => pump(stream, &socket, client, rx).await,
+                Ok(stream) => pump(stream, framing, &socket, client, rx).await,
                 Err(e) => {
                     tracing::warn!(host = %server.host, port = server.port, error = %e, "TLS to the TURN server failed");
                     return;
                 }
             }
         }
-        _ => pump(tcp, &socket, client, rx).await,
+        false => pump(tcp, framing, &socket, client, rx).await,
     };
     if let Err(e) = result {
-        tracing::debug!(host = %server.host, error = %e, "TURN stream ended");
+        tracing::debug!(host = %server.host, path = server.path, error = %e, "stream ended");
     }
 }
 
 async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
+    framing: Framing,
     socket: &UdpSocket,
     client: SocketAddr,
     mut rx: mpsc::Receiver<Vec<u8>>,
@@ -255,14 +301,29 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     let (mut reader, mut writer) = tokio::io::split(stream);
     let up = async {
         while let Some(mut message) = rx.recv().await {
-            pad_channel_data(&mut message);
+            match framing {
+                Framing::Turn => pad_channel_data(&mut message),
+                Framing::Rfc4571 => {
+                    let length = u16::try_from(message.len()).unwrap_or(u16::MAX);
+                    message.splice(0..0, length.to_be_bytes());
+                }
+            }
             writer.write_all(&message).await?;
         }
         Ok::<_, std::io::Error>(())
     };
     let down = async {
         loop {
-            let message = read_message(&mut reader).await?;
+            let message = match framing {
+                Framing::Turn => read_message(&mut reader).await?,
+                Framing::Rfc4571 => {
+                    let mut length = [0u8; 2];
+                    reader.read_exact(&mut length).await?;
+                    let mut packet = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                    reader.read_exact(&mut packet).await?;
+                    packet
+                }
+            };
             socket.send_to(&message, client).await?;
         }
         #[allow(unreachable_code)]
@@ -316,7 +377,7 @@ async fn read_message<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<V
 pub async fn bridge_ice_servers(
     servers: &[proto::IceServer],
     tls: &Arc<rustls::ClientConfig>,
-    bridges: &mut Vec<StreamTurn>,
+    bridges: &mut Vec<StreamBridge>,
 ) -> Vec<proto::IceServer> {
     let mut out = Vec::with_capacity(servers.len());
     for server in servers {
@@ -324,10 +385,11 @@ pub async fn bridge_ice_servers(
         for url in &server.urls {
             match TurnUrl::parse(url) {
                 Some(turn) if turn.transport != TurnTransport::Udp => {
-                    let existing = bridges.iter().find(|b| *b.server() == turn);
+                    let target = turn.target();
+                    let existing = bridges.iter().find(|b| *b.target() == target);
                     let local = match existing {
                         Some(b) => Some(b.local_addr()),
-                        None => match StreamTurn::start(turn.clone(), tls.clone()).await {
+                        None => match StreamBridge::start(target, tls.clone()).await {
                             Ok(b) => {
                                 let local = b.local_addr();
                                 bridges.push(b);
@@ -355,6 +417,98 @@ pub async fn bridge_ice_servers(
         }
     }
     out
+}
+
+/// A remote ICE candidate over TCP, as the server announces it (RFC 6544).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpCandidate {
+    /// Foundation.
+    pub foundation: String,
+    /// Component (1: RTP).
+    pub component: u32,
+    /// Priority.
+    pub priority: u32,
+    /// Address.
+    pub address: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl TcpCandidate {
+    /// A `candidate:… tcp … tcptype passive` line (with or without `a=`); `None` for any other
+    /// candidate (UDP, or TCP active/simultaneous-open, which an active client cannot use).
+    pub fn parse_passive(line: &str) -> Option<TcpCandidate> {
+        let line = line.trim_start_matches("a=");
+        let mut fields = line.strip_prefix("candidate:")?.split_whitespace();
+        let foundation = fields.next()?.to_owned();
+        let component = fields.next()?.parse().ok()?;
+        if !fields.next()?.eq_ignore_ascii_case("tcp") {
+            return None;
+        }
+        let priority = fields.next()?.parse().ok()?;
+        let address = fields.next()?.to_owned();
+        let port = fields.next()?.parse().ok()?;
+        let rest: Vec<&str> = fields.collect();
+        let passive = rest
+            .windows(2)
+            .any(|w| w[0] == "tcptype" && w[1] == "passive");
+        passive.then_some(TcpCandidate {
+            foundation,
+            component,
+            priority,
+            address,
+            port,
+        })
+    }
+
+    /// The UDP host candidate webrtc-rs is given instead: the bridge on `local`, with the same
+    /// priority (so a direct UDP path, when there is one, still wins).
+    pub fn as_bridged(&self, local: SocketAddr) -> String {
+        format!(
+            "candidate:{} {} udp {} {} {} typ host",
+            self.foundation,
+            self.component,
+            self.priority,
+            local.ip(),
+            local.port()
+        )
+    }
+}
+
+/// For a remote passive TCP candidate (a `candidate_init` JSON as trickled), starts a bridge to
+/// it (kept in `bridges`) and returns the `candidate_init` to give webrtc-rs instead; `None`
+/// for other candidates (use them as they are).
+pub async fn bridge_tcp_candidate(
+    candidate_init: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    bridges: &mut Vec<StreamBridge>,
+) -> Option<String> {
+    let mut init: serde_json::Value = serde_json::from_str(candidate_init).ok()?;
+    let tcp = TcpCandidate::parse_passive(init.get("candidate")?.as_str()?)?;
+    let target = StreamTarget {
+        host: tcp.address.clone(),
+        port: tcp.port,
+        tls: false,
+        framing: Framing::Rfc4571,
+        path: "tcp",
+    };
+    let local = match bridges.iter().find(|b| *b.target() == target) {
+        Some(b) => b.local_addr(),
+        None => match StreamBridge::start(target, tls.clone()).await {
+            Ok(b) => {
+                let local = b.local_addr();
+                bridges.push(b);
+                local
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start an ICE-over-TCP bridge");
+                return None;
+            }
+        },
+    };
+    tracing::info!(remote = %format!("{}:{}", tcp.address, tcp.port), %local, "ICE over TCP through a local bridge");
+    init["candidate"] = serde_json::Value::from(tcp.as_bridged(local));
+    Some(init.to_string())
 }
 
 #[cfg(test)]
@@ -428,12 +582,13 @@ mod tests {
             }
         });
         let tls = crate::tls::client_config(&crate::TlsRoots::default()).unwrap();
-        let bridge = StreamTurn::start(
+        let bridge = StreamBridge::start(
             TurnUrl {
                 host: "127.0.0.1".into(),
                 port,
                 transport: TurnTransport::Tcp,
-            },
+            }
+            .target(),
             tls,
         )
         .await
@@ -458,5 +613,77 @@ mod tests {
             assert_eq!(&buf[..n], &message[..]);
         }
         assert!(bridge.serves(client.local_addr().unwrap()));
+    }
+
+    #[test]
+    fn passive_tcp_candidates_are_bridged_and_the_rest_kept() {
+        let c = TcpCandidate::parse_passive(
+            "candidate:2 1 tcp 1671430143 10.77.0.1 7881 typ host tcptype passive generation 0",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.address.as_str(), c.port, c.priority),
+            ("10.77.0.1", 7881, 1671430143)
+        );
+        assert_eq!(
+            c.as_bridged("127.0.0.1:5000".parse().unwrap()),
+            "candidate:2 1 udp 1671430143 127.0.0.1 5000 typ host"
+        );
+        for other in [
+            "candidate:1 1 udp 2130706431 10.77.0.1 50000 typ host",
+            "candidate:3 1 tcp 1671430143 10.77.0.1 9 typ host tcptype active",
+            "garbage",
+        ] {
+            assert_eq!(TcpCandidate::parse_passive(other), None, "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rfc_4571_packets_cross_the_bridge_both_ways() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            loop {
+                let mut length = [0u8; 2];
+                if s.read_exact(&mut length).await.is_err() {
+                    return;
+                }
+                let mut packet = vec![0u8; usize::from(u16::from_be_bytes(length))];
+                s.read_exact(&mut packet).await.unwrap();
+                packet.reverse();
+                s.write_all(&length).await.unwrap();
+                s.write_all(&packet).await.unwrap();
+            }
+        });
+        let tls = crate::tls::client_config(&crate::TlsRoots::default()).unwrap();
+        let mut bridges = Vec::new();
+        let init = format!(
+            r#"{{"candidate":"candidate:7 1 tcp 1000 127.0.0.1 {port} typ host tcptype passive","sdpMid":"0","sdpMLineIndex":0}}"#
+        );
+        let bridged = bridge_tcp_candidate(&init, &tls, &mut bridges)
+            .await
+            .unwrap();
+        let local = bridges[0].local_addr();
+        assert!(
+            bridged.contains(&format!("udp 1000 127.0.0.1 {}", local.port())),
+            "{bridged}"
+        );
+        assert!(bridged.contains("sdpMid"), "{bridged}");
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for packet in [vec![1u8, 2, 3], vec![9u8; 1200]] {
+            client.send_to(&packet, local).await.unwrap();
+            let mut buf = [0u8; 2000];
+            let (n, _) = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                client.recv_from(&mut buf),
+            )
+            .await
+            .expect("the answer comes back")
+            .unwrap();
+            let mut expected = packet.clone();
+            expected.reverse();
+            assert_eq!(&buf[..n], &expected[..]);
+        }
     }
 }

@@ -21,7 +21,7 @@ use crate::participant::{Effect, Input, LocalParticipant};
 use crate::rtc::{candidate_allowed, Apis, Transport, PUBLISHER, SUBSCRIBER};
 use crate::signal::{self, Inbound, Signal};
 use crate::stats::Shared;
-use crate::turn_stream::{self, StreamTurn};
+use crate::stream_bridge::{self, StreamBridge};
 use crate::Command;
 
 use super::local_media::{set_pipelines, Media};
@@ -67,7 +67,9 @@ pub(super) struct Connection<'a> {
     /// What the SFU was last told per video track: `None` disabled, else the size.
     track_settings: HashMap<String, Option<(u32, u32)>>,
     /// Bridges to the TURN servers reached over TCP or TLS (webrtc-rs relays over UDP only).
-    turn_bridges: Vec<StreamTurn>,
+    /// Bridges to TURN servers over TCP/TLS and to ICE-over-TCP candidates (webrtc-rs relays
+    /// over UDP only and has no TCP candidates).
+    bridges: Vec<StreamBridge>,
     /// Whether media gets through on this connection.
     watch: MediaWatch,
     /// The time base of `watch`.
@@ -100,7 +102,7 @@ impl<'a> Connection<'a> {
             remote: HashMap::new(),
             tiles: Vec::new(),
             track_settings: HashMap::new(),
-            turn_bridges: Vec::new(),
+            bridges: Vec::new(),
             watch: MediaWatch::new(0),
             born: std::time::Instant::now(),
         }
@@ -233,10 +235,10 @@ impl<'a> Connection<'a> {
         if let Some(t) = &media.mic_track {
             tracks.push((t.clone(), false));
         }
-        let ice_servers = turn_stream::bridge_ice_servers(
+        let ice_servers = stream_bridge::bridge_ice_servers(
             &self.join.ice_servers,
             &self.link.tls,
-            &mut self.turn_bridges,
+            &mut self.bridges,
         )
         .await;
         match Transport::new(self.apis, &ice_servers, &tracks, rtc_tx).await {
@@ -441,16 +443,29 @@ impl<'a> Connection<'a> {
                             .map(str::to_owned)
                     })
                     .unwrap_or_default();
+                let mut candidate_init = trickle.candidate_init;
                 if !candidate_allowed(self.apis.loopback_only(), &candidate) {
                     tracing::trace!(%candidate, "non-loopback candidate ignored");
-                } else if self.remote_description[target as usize] {
+                    return None;
+                }
+                // ICE over TCP: through a local bridge (webrtc-rs has no TCP candidates).
+                if let Some(bridged) = stream_bridge::bridge_tcp_candidate(
+                    &candidate_init,
+                    &self.link.tls,
+                    &mut self.bridges,
+                )
+                .await
+                {
+                    candidate_init = bridged;
+                }
+                if self.remote_description[target as usize] {
                     if let Some(t) = &self.transport {
-                        if let Err(e) = t.add_candidate(target, &trickle.candidate_init).await {
+                        if let Err(e) = t.add_candidate(target, &candidate_init).await {
                             tracing::debug!(error = %e, "remote candidate refused");
                         }
                     }
                 } else {
-                    self.pending_candidates[target as usize].push(trickle.candidate_init);
+                    self.pending_candidates[target as usize].push(candidate_init);
                 }
             }
             Resp::TrackPublished(published) => {

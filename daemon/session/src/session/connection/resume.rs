@@ -130,13 +130,19 @@ impl<'a> Connection<'a> {
         };
         use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
         use webrtc::ice_transport::ice_protocol::RTCIceProtocol;
+        let ice_tcp = self.bridges.iter().find(|b| {
+            b.local_addr().port() == pair.remote.port
+                && b.local_addr().ip().to_string() == pair.remote.address
+        });
         let path = match pair.local.typ {
             // The relay's base is the TURN client's socket: a bridge knows it by its port.
             RTCIceCandidateType::Relay => self
-                .turn_bridges
+                .bridges
                 .iter()
                 .find(|b| b.serves_port(pair.local.related_port))
-                .map_or("turn/udp", |b| b.server().transport.path_name()),
+                .map_or("turn/udp", |b| b.target().path),
+            // The remote is an ICE-over-TCP bridge.
+            _ if ice_tcp.is_some() => ice_tcp.map_or("tcp", |b| b.target().path),
             _ if pair.local.protocol == RTCIceProtocol::Tcp => "tcp",
             _ => "udp",
         };
