@@ -151,7 +151,18 @@ impl<'a> Connection<'a> {
             .shared
             .rtp_packets_received
             .load(std::sync::atomic::Ordering::Relaxed);
-        let others_publish = !self.remote.is_empty();
+        // Only tracks that should be flowing count: not muted by their publisher (a meeting
+        // where everyone else is muted with the camera off sends nothing, rightly), and for
+        // videos, not switched off by our own track settings.
+        let others_publish = self.remote.iter().any(|(track_sid, info)| {
+            let muted = self
+                .me
+                .participant(&info.participant_sid)
+                .and_then(|p| p.tracks.iter().find(|t| t.sid == *track_sid))
+                .is_none_or(|t| t.muted);
+            let hidden = info.is_video && self.track_settings.get(track_sid) == Some(&None);
+            !muted && !hidden
+        });
         let now = self.elapsed_ms();
         let flow = self.watch.check(now, received, others_publish);
         self.reporter.media_flow(flow);
