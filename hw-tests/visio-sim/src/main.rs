@@ -12,7 +12,7 @@ use clap::Parser;
 use visio_sim::lobby::Lobby;
 use visio_sim::rooms::RoomDirectory;
 use visio_sim::server::router;
-use visio_sim::sfu::{IceAgent, IceScope, Sfu};
+use visio_sim::sfu::{IceAgent, IceScope, IceTcpFront, Sfu};
 use visio_sim::sim::Sim;
 use visio_sim::speakers::SpeakerChanges;
 use visio_sim::token::TokenAuthority;
@@ -63,6 +63,11 @@ struct Cli {
     /// The credential for the announced ICE servers.
     #[arg(long, default_value = "")]
     ice_credential: String,
+    /// Offer ICE over TCP on this port (0: any free port), as LiveKit's `rtc.tcp_port` (7881):
+    /// every peer connection also announces a passive TCP host candidate (RFC 6544, RFC 4571
+    /// framing) relayed to its UDP one. Absent: UDP only.
+    #[arg(long, value_name = "PORT")]
+    ice_tcp_port: Option<u16>,
     /// Directory holding the npm modules (livekit-client) for the meeting page.
     #[arg(long, env = "VISIO_SIM_WEB_MODULES")]
     web_modules: Option<PathBuf>,
@@ -117,13 +122,19 @@ async fn main() -> anyhow::Result<()> {
         IceAgent::Full
     };
     tracing::info!(?agent, scope = ?ice, "ICE agent");
+    let mut sfu = Sfu::new(ice, agent).context("cannot set up the WebRTC stack")?;
+    if let Some(port) = cli.ice_tcp_port {
+        let front = IceTcpFront::listen(ice, port).await.with_context(|| {
+            format!("cannot listen for ICE over TCP on port {port}: is another server using it? try --ice-tcp-port 0")
+        })?;
+        sfu = sfu.with_ice_tcp(front);
+    }
     let sim = Arc::new(Sim {
         tokens: TokenAuthority::new(&cli.api_key, &cli.api_secret),
         rooms,
         lobby: Mutex::new(Lobby::default()),
         admin_token: cli.admin_token.clone(),
-        sfu: Sfu::new(ice, agent)
-            .context("cannot set up the WebRTC stack")?
+        sfu: sfu
             .with_departure_timeout(Duration::from_secs(cli.departure_timeout_s))
             .with_ice_servers(if cli.ice_servers.is_empty() {
                 Vec::new()

@@ -1,9 +1,10 @@
-//! ICE: the SFU's candidates trickled to the client, the client's trickled candidates (kept
+//! ICE: the SFU's candidates trickled to the client (with a passive TCP one per UDP host
+//! candidate when the ICE/TCP front runs), the client's trickled candidates (kept
 //! to loopback unless `IceScope::Any`, queued until the remote description is set), LiveKit's
 //! ICE timeouts, and the peer connection states (connected once: the participant outlives its
 //! signalling; failed: the client is asked to resume).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +14,12 @@ use proto::signal_response::Message as Resp;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
-use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
+use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
+use webrtc::ice_transport::ice_protocol::RTCIceProtocol;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 
+use super::ice_tcp;
 use super::participant::Participant;
 use super::SfuError;
 
@@ -105,6 +109,7 @@ impl Participant {
                     let json = serde_json::to_string(&init).unwrap_or_default();
                     tracing::trace!(identity = %me.identity, target, candidate = %json, "local candidate");
                     me.send(Resp::Trickle(proto::TrickleRequest { candidate_init: json, target, r#final: false }));
+                    me.announce_tcp_candidate(target, &c, &sdp, &init);
                 })
             }));
             let me = Arc::downgrade(self);
@@ -130,6 +135,44 @@ impl Participant {
                 })
             }));
         }
+    }
+
+    /// With an ICE/TCP front, registers a UDP host candidate `c` of the `target` peer
+    /// connection (local description `sdp`) under its local ufrag, and trickles a passive TCP
+    /// candidate on the same address and the front's port, once per address and ufrag (LiveKit
+    /// announces its `rtc.tcp_port` candidates beside the UDP ones).
+    fn announce_tcp_candidate(
+        &self,
+        target: i32,
+        c: &RTCIceCandidate,
+        sdp: &str,
+        udp_init: &RTCIceCandidateInit,
+    ) {
+        let Some(front) = &self.ice_tcp else { return };
+        if c.typ != RTCIceCandidateType::Host || c.protocol != RTCIceProtocol::Udp {
+            return;
+        }
+        let (Some(ufrag), Ok(ip)) = (ice_tcp::sdp_ufrag(sdp), c.address.parse::<IpAddr>()) else {
+            return;
+        };
+        if !front.register(
+            ufrag,
+            (self.sid.clone(), target),
+            SocketAddr::new(ip, c.port),
+        ) {
+            return;
+        }
+        let init = RTCIceCandidateInit {
+            candidate: ice_tcp::passive_candidate(ip, front.port()),
+            ..udp_init.clone()
+        };
+        let json = serde_json::to_string(&init).unwrap_or_default();
+        tracing::trace!(identity = %self.identity, target, candidate = %json, "local ICE/TCP candidate");
+        self.send(Resp::Trickle(proto::TrickleRequest {
+            candidate_init: json,
+            target,
+            r#final: false,
+        }));
     }
 
     pub(super) async fn flush_candidates(&self, target: i32) {

@@ -9,6 +9,7 @@
 //! - `room`: a room's participants, updates to them, a participant's removal;
 //! - `participant`: one participant (info, mutes, attributes, resume, transport failure);
 //! - `ice`: candidates both ways, ICE timeouts, peer connection states;
+//! - `ice_tcp`: the ICE/TCP front (passive TCP candidates relayed to the UDP ones);
 //! - `negotiation`: SDP offer/answer on the publisher and subscriber connections;
 //! - `publish`: `AddTrack`, incoming media matched to its track, unpublishing;
 //! - `forward`: one `Forwarder` per published track, RTP rewritten for each subscriber;
@@ -43,6 +44,7 @@ mod data;
 mod dynacast;
 mod forward;
 mod ice;
+mod ice_tcp;
 mod keyframes;
 mod negotiation;
 mod participant;
@@ -56,6 +58,7 @@ use participant::ParticipantState;
 
 pub use forward::{Forwarder, MediaCounters};
 pub use ice::{IceAgent, IceScope};
+pub use ice_tcp::{binding_request_username, read_frame, write_frame, IceTcpError, IceTcpFront};
 pub use participant::Participant;
 pub use room::Room;
 pub use summary::{ParticipantSummary, SubscriptionSummary, TrackSummary};
@@ -116,6 +119,8 @@ pub struct Sfu {
     /// `ReconnectResponse`, as LiveKit announces its TURN servers (pkg/service/rtcservice.go,
     /// pkg/rtc/transportmanager.go).
     ice_servers: Vec<proto::IceServer>,
+    /// The ICE/TCP front, if ICE over TCP is offered (`--ice-tcp-port`).
+    ice_tcp: Option<Arc<IceTcpFront>>,
 }
 
 /// How long an empty room is kept (LiveKit's `departure_timeout` default).
@@ -200,12 +205,20 @@ impl Sfu {
             rooms: Mutex::new(HashMap::new()),
             departure_timeout: DEFAULT_DEPARTURE_TIMEOUT,
             ice_servers: Vec::new(),
+            ice_tcp: None,
         })
     }
 
     /// The same, announcing `servers` to every participant.
     pub fn with_ice_servers(mut self, servers: Vec<proto::IceServer>) -> Self {
         self.ice_servers = servers;
+        self
+    }
+
+    /// The same, offering ICE over TCP through `front`: every peer connection announces a
+    /// passive TCP candidate on its port.
+    pub fn with_ice_tcp(mut self, front: Arc<IceTcpFront>) -> Self {
+        self.ice_tcp = Some(front);
         self
     }
 
@@ -332,6 +345,7 @@ impl Sfu {
             auto_subscribe: req.auto_subscribe,
             ice_scope: self.ice_scope,
             ice_servers: self.ice_servers.clone(),
+            ice_tcp: self.ice_tcp.clone(),
         });
         participant.wire_callbacks();
         // The subscriber PC carries the SFU's own data channels, as LiveKit's does.

@@ -56,6 +56,8 @@ pub struct Participant {
     pub(super) ice_scope: IceScope,
     /// The ICE servers announced to it (again on resume).
     pub(super) ice_servers: Vec<proto::IceServer>,
+    /// The ICE/TCP front its peer connections register with, if ICE over TCP is offered.
+    pub(super) ice_tcp: Option<Arc<super::IceTcpFront>>,
 }
 
 /// After a peer connection failed, how long the client has to bring one back (by resuming)

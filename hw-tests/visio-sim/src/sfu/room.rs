@@ -153,6 +153,9 @@ impl Room {
         }
         let _ = who.publisher.close().await;
         let _ = who.subscriber.close().await;
+        if let Some(front) = &who.ice_tcp {
+            front.forget(&who.sid);
+        }
         tracing::info!(room = %self.name, identity = %who.identity, "participant left");
     }
 
