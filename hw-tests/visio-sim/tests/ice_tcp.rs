@@ -127,6 +127,13 @@ async fn a_framed_binding_request_over_tcp_is_answered_by_the_subscriber_connect
 
     let sfu_ufrag = sdp_attribute(&offer.sdp, "a=ice-ufrag:");
     let sfu_pwd = sdp_attribute(&offer.sdp, "a=ice-pwd:");
+    // The SFU controls the subscriber connection it offers, unless it runs ICE-lite
+    // (VISIO_SIM_ICE_LITE=1): then the client controls.
+    let role: Box<dyn webrtc::stun::message::Setter> = if offer.sdp.contains("a=ice-lite") {
+        Box::new(webrtc::ice::control::AttrControlling(42))
+    } else {
+        Box::new(webrtc::ice::control::AttrControlled(42))
+    };
     let mut request = Message::new();
     request
         .build(&[
@@ -136,7 +143,7 @@ async fn a_framed_binding_request_over_tcp_is_answered_by_the_subscriber_connect
                 ATTR_USERNAME,
                 format!("{sfu_ufrag}:{client_ufrag}"),
             )),
-            Box::new(webrtc::ice::control::AttrControlled(42)),
+            role,
             Box::new(webrtc::ice::priority::PriorityAttr(1_845_501_695)),
             Box::new(MessageIntegrity::new_short_term_integrity(
                 sfu_pwd.to_owned(),
