@@ -224,10 +224,10 @@ async fn serve(
         let Ok((n, from)) = socket.recv_from(&mut buf).await else {
             return;
         };
-        // Only this machine's TURN clients: the socket is on loopback, but say it anyway.
-        if !from.ip().is_loopback() {
-            continue;
-        }
+        // Only this machine can reach a socket on 127.0.0.1 (the kernel drops packets for a
+        // loopback address from outside), but webrtc-rs's sockets are bound to the host's
+        // interface addresses, so the source is not a loopback address: any source is a local
+        // socket.
         let datagram = buf[..n].to_vec();
         if let Some(tx) = streams.get(&from) {
             if tx.try_send(datagram.clone()).is_ok() {

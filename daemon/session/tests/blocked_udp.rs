@@ -9,7 +9,9 @@
 //! own loopback (so the meeting link stays a loopback one, plain http, as in the other tests);
 //! its media must cross the veth. nftables in the room's namespace then drops:
 //! - nothing: the media goes straight over UDP;
-//! - (a) all UDP to the service: the media goes through TURN over TCP or TLS;
+//! - (a) all UDP to the service: the media goes over ICE-TCP (visio-sim's passive TCP
+//!   candidates, LiveKit's port 7881) or TURN over TCP or TLS;
+//! - (a') all UDP and the TURN ports: the media goes over ICE-TCP;
 //! - (b) all UDP and every TCP port but signalling and TURN/TLS: the media goes through
 //!   TURN over TLS.
 //!
@@ -25,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{request, sim_binary, ADMIN};
+use common::{init_tracing, request, sim_binary, ADMIN};
 use tokio::sync::mpsc;
 use visio_room_core::controller::SessionEvent;
 use visio_room_core::meeting_url::AllowedHosts;
@@ -35,6 +37,8 @@ use visio_room_session::{start, MediaSettings, SessionConfig, TlsRoots};
 const SERVICE: &str = "10.77.0.1";
 const ROOM: &str = "10.77.0.2";
 const TURN_TLS_PORT: u16 = 5349;
+/// LiveKit's ICE-over-TCP port.
+const ICE_TCP_PORT: u16 = 7881;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -287,6 +291,7 @@ fn the_room_gets_its_media_through_when_udp_and_then_direct_tcp_are_blocked() {
         "{} is missing: run scripts/deps.d/sim.sh <repo>",
         python.display()
     );
+    init_tracing();
     let mut ns = ServiceNamespace::create();
     let dir = std::env::temp_dir().join(format!("visio-blocked-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -346,12 +351,17 @@ fn the_room_gets_its_media_through_when_udp_and_then_direct_tcp_are_blocked() {
             &format!("turn:{SERVICE}:3478?transport=tcp"),
             "--ice-server",
             &format!("turns:{SERVICE}:{TURN_TLS_PORT}?transport=tcp"),
+            "--ice-tcp-port",
+            &ICE_TCP_PORT.to_string(),
             "--ice-username",
             "room",
             "--ice-credential",
             "turn-secret",
         ])
-        .env("RUST_LOG", "visio_sim=warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SIM_LOG").unwrap_or_else(|_| "visio_sim=warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -390,7 +400,16 @@ fn the_room_gets_its_media_through_when_udp_and_then_direct_tcp_are_blocked() {
             name: "(a) UDP blocked",
             slug: "ddd-eeee-fff",
             rules: vec!["meta l4proto udp drop".into()],
-            paths: &["turn/tcp", "turn/tls"],
+            paths: &["tcp", "turn/tcp", "turn/tls"],
+        },
+        Case {
+            name: "(a') UDP and TURN blocked",
+            slug: "mmm-nnnn-ooo",
+            rules: vec![
+                "meta l4proto udp drop".into(),
+                format!("tcp dport != {{ {sim_port}, {ICE_TCP_PORT} }} drop"),
+            ],
+            paths: &["tcp"],
         },
         Case {
             name: "(b) UDP and direct TCP blocked",
