@@ -24,8 +24,8 @@ pub mod rtc;
 mod session;
 pub mod signal;
 mod stats;
-pub mod tls;
 pub mod stream_bridge;
+pub mod tls;
 
 use std::sync::Arc;
 
