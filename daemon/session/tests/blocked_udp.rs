@@ -394,7 +394,9 @@ fn the_room_gets_its_media_through_when_udp_and_then_direct_tcp_are_blocked() {
             name: "open network",
             slug: "aaa-bbbb-ccc",
             rules: vec![],
-            paths: &["udp"],
+            // Both work: ICE may settle on the ICE-TCP pair of one peer connection when its
+            // check completes first (seen once in CI on 2 cores), as with LiveKit.
+            paths: &["udp", "tcp"],
         },
         Case {
             name: "(a) UDP blocked",
