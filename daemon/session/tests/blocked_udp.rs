@@ -27,12 +27,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{init_tracing, request, sim_binary, ADMIN};
+use common::{init_tracing, request, sim_binary, test_media, ADMIN};
 use tokio::sync::mpsc;
 use visio_room_core::controller::SessionEvent;
 use visio_room_core::meeting_url::AllowedHosts;
-use visio_room_media::{AudioSinkSetting, ReceiverConfig, VideoSenderConfig, VideoSinkSetting};
-use visio_room_session::{start, MediaSettings, SessionConfig, TlsRoots};
+use visio_room_session::{start, SessionConfig, TlsRoots};
 
 const SERVICE: &str = "10.77.0.1";
 const ROOM: &str = "10.77.0.2";
@@ -246,32 +245,8 @@ fn room_config(meeting_host: &str, dir: &Path) -> SessionConfig {
             extra_pem_files: vec![dir.join("ca.pem")],
         },
         ice_loopback_only: false,
-        media: Some(media()),
+        media: Some(test_media()),
         ..SessionConfig::default()
-    }
-}
-
-fn media() -> MediaSettings {
-    MediaSettings {
-        video: VideoSenderConfig {
-            width: 320,
-            height: 240,
-            fps: 15,
-            ..VideoSenderConfig::default()
-        },
-        audio: visio_room_media::AudioSenderConfig {
-            voice_processing: false,
-            ..Default::default()
-        },
-        receiver: ReceiverConfig {
-            video_sink: VideoSinkSetting::None,
-            audio_sink: AudioSinkSetting::None,
-            width: 320,
-            height: 240,
-            fps: 15,
-            ..ReceiverConfig::default()
-        },
-        encoder: None,
     }
 }
 

@@ -14,8 +14,7 @@ use std::time::Duration;
 use common::*;
 use tokio::sync::mpsc;
 use visio_room_core::controller::SessionEvent;
-use visio_room_media::{AudioSinkSetting, ReceiverConfig, VideoSenderConfig, VideoSinkSetting};
-use visio_room_session::{start, MediaSettings, SessionHandle};
+use visio_room_session::{start, SessionHandle};
 
 fn run(cmd: &str) {
     let args: Vec<&str> = cmd.split(' ').collect();
@@ -78,29 +77,9 @@ async fn the_video_bitrate_drops_under_packet_loss_and_recovers_when_it_stops() 
     const MAX: u32 = 1_000_000;
     let mut config = sim_config(&url);
     config.min_video_bitrate_bps = 100_000;
-    let mut video = VideoSenderConfig {
-        width: 320,
-        height: 240,
-        fps: 15,
-        ..VideoSenderConfig::default()
-    };
-    video.encoder.bitrate_bps = MAX;
-    config.media = Some(MediaSettings {
-        video,
-        audio: visio_room_media::AudioSenderConfig {
-            voice_processing: false,
-            ..Default::default()
-        },
-        receiver: ReceiverConfig {
-            video_sink: VideoSinkSetting::None,
-            audio_sink: AudioSinkSetting::None,
-            width: 320,
-            height: 240,
-            fps: 15,
-            ..ReceiverConfig::default()
-        },
-        encoder: None,
-    });
+    let mut media = test_media();
+    media.video.encoder.bitrate_bps = MAX;
+    config.media = Some(media);
     let (tx, mut events) = mpsc::unbounded_channel();
     let room = start(request(1, &url, "Salle A"), config, tx);
     expect_event(&mut events, 20, "Connected", |e| {

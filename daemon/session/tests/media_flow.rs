@@ -8,32 +8,11 @@ use std::time::Duration;
 use common::*;
 use tokio::sync::mpsc;
 use visio_room_core::controller::{SessionEvent, Track};
-use visio_room_media::{AudioSinkSetting, ReceiverConfig, VideoSenderConfig, VideoSinkSetting};
-use visio_room_session::{start, MediaSettings, SessionConfig, SessionHandle};
+use visio_room_session::{start, SessionConfig, SessionHandle};
 
 fn media_config(meeting_url: &str) -> SessionConfig {
     let mut config = sim_config(meeting_url);
-    config.media = Some(MediaSettings {
-        video: VideoSenderConfig {
-            width: 320,
-            height: 240,
-            fps: 15,
-            ..VideoSenderConfig::default()
-        },
-        audio: visio_room_media::AudioSenderConfig {
-            voice_processing: false,
-            ..Default::default()
-        },
-        receiver: ReceiverConfig {
-            video_sink: VideoSinkSetting::None,
-            audio_sink: AudioSinkSetting::None,
-            width: 320,
-            height: 240,
-            fps: 15,
-            ..ReceiverConfig::default()
-        },
-        encoder: None,
-    });
+    config.media = Some(test_media());
     config
 }
 

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::sync::mpsc;
 use visio_room_core::controller::SessionEvent;
-use visio_room_media::{AudioSinkSetting, ReceiverConfig, VideoSenderConfig, VideoSinkSetting};
-use visio_room_session::{start, MediaSettings};
+use visio_room_session::start;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -74,27 +73,7 @@ async fn a_python_sdk_participant_and_the_room_decode_each_others_video_and_audi
     assert_eq!(first["state"], "connected", "{first}");
 
     let mut config = sim_config(&sim.base);
-    config.media = Some(MediaSettings {
-        video: VideoSenderConfig {
-            width,
-            height,
-            fps: 15,
-            ..VideoSenderConfig::default()
-        },
-        audio: visio_room_media::AudioSenderConfig {
-            voice_processing: false,
-            ..Default::default()
-        },
-        receiver: ReceiverConfig {
-            video_sink: VideoSinkSetting::None,
-            audio_sink: AudioSinkSetting::None,
-            width,
-            height,
-            fps: 15,
-            ..ReceiverConfig::default()
-        },
-        encoder: None,
-    });
+    config.media = Some(test_media());
     let (tx, mut events) = mpsc::unbounded_channel();
     let joined_at = Instant::now();
     let room = start(

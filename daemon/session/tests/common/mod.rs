@@ -11,9 +11,36 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use visio_room_core::controller::{SessionEvent, SessionId};
 use visio_room_core::meeting_url::AllowedHosts;
-use visio_room_session::{SessionConfig, SessionRequest};
+use visio_room_media::{AudioSinkSetting, ReceiverConfig, VideoSenderConfig, VideoSinkSetting};
+use visio_room_session::{MediaSettings, SessionConfig, SessionRequest};
 
 pub const ADMIN: &str = "test-admin-token";
+
+/// The media of a test room: test camera at 320x240, 15 frames/s (cheap on a loaded 2-core
+/// machine), test tone without voice processing, nothing drawn or played.
+pub fn test_media() -> MediaSettings {
+    MediaSettings {
+        video: VideoSenderConfig {
+            width: 320,
+            height: 240,
+            fps: 15,
+            ..VideoSenderConfig::default()
+        },
+        audio: visio_room_media::AudioSenderConfig {
+            voice_processing: false,
+            ..Default::default()
+        },
+        receiver: ReceiverConfig {
+            video_sink: VideoSinkSetting::None,
+            audio_sink: AudioSinkSetting::None,
+            width: 320,
+            height: 240,
+            fps: 15,
+            ..ReceiverConfig::default()
+        },
+        encoder: None,
+    }
+}
 
 /// The `visio-sim` binary: `$VISIO_SIM_BIN`, or built with cargo into this target directory.
 pub fn sim_binary() -> PathBuf {
