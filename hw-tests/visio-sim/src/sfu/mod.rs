@@ -409,14 +409,7 @@ impl Sfu {
         // Auto-subscribe to what is already published, then offer.
         if participant.auto_subscribe {
             for other in &others {
-                let forwarders: Vec<_> = other
-                    .state
-                    .lock()
-                    .unwrap()
-                    .forwarders
-                    .values()
-                    .cloned()
-                    .collect();
+                let forwarders = other.forwarders();
                 for f in forwarders {
                     participant.subscribe(&f).await;
                 }

@@ -65,6 +65,17 @@ pub struct Participant {
 const DISCONNECT_CLEANUP: Duration = Duration::from_secs(5);
 
 impl Participant {
+    /// The forwarders of what it publishes, now (a copy: the lock is not held).
+    pub(super) fn forwarders(&self) -> Vec<Arc<Forwarder>> {
+        self.state
+            .lock()
+            .unwrap()
+            .forwarders
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The current `ParticipantInfo`.
     pub fn info(&self) -> proto::ParticipantInfo {
         let st = self.state.lock().unwrap();

@@ -119,28 +119,14 @@ impl Room {
             st.info.state = proto::participant_info::State::Disconnected as i32;
             st.info.version += 1;
         }
-        let forwarders: Vec<_> = who
-            .state
-            .lock()
-            .unwrap()
-            .forwarders
-            .values()
-            .cloned()
-            .collect();
+        let forwarders = who.forwarders();
         for f in forwarders {
             unpublish_forwarder(&f).await;
         }
         for other in self.participants() {
             other.drop_subscriptions_to(who).await;
             // And what the leaver subscribed to: no longer forwarded, no longer wanted.
-            let forwarders: Vec<_> = other
-                .state
-                .lock()
-                .unwrap()
-                .forwarders
-                .values()
-                .cloned()
-                .collect();
+            let forwarders = other.forwarders();
             for f in forwarders {
                 who.unsubscribe(&f).await;
             }

@@ -175,14 +175,7 @@ impl Participant {
     }
 
     pub(super) async fn drop_subscriptions_to(self: &Arc<Self>, publisher: &Participant) {
-        let forwarders: Vec<_> = publisher
-            .state
-            .lock()
-            .unwrap()
-            .forwarders
-            .values()
-            .cloned()
-            .collect();
+        let forwarders = publisher.forwarders();
         let mut changed = false;
         for f in forwarders {
             let mut ds = f.downstream.lock().await;
