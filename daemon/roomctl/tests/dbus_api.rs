@@ -77,19 +77,39 @@ fn join_refuses_a_malformed_url() -> Result<()> {
     Ok(())
 }
 
+/// `SetVolume` is in the API but nothing sets the physical volume yet: it must say so
+/// (`NotSupported`) rather than accept a value that changes nothing.
 #[test]
-fn volume_is_set_and_out_of_range_is_refused() -> Result<()> {
+fn set_volume_answers_not_supported_until_it_is_implemented() -> Result<()> {
     let bus = Bus::start()?;
     let _daemon = Daemon::start(&bus, &[])?;
-    let out = bus.ctl(&["volume", "150"])?;
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("org.visioroom.Error.InvalidArgument"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(bus.ctl(&["volume", "30"])?.status.success());
-    assert_eq!(json(&bus.ctl(&["status", "--json"])?)?["volume"], 30);
+    let before = json(&bus.ctl(&["status", "--json"])?)?["volume"].clone();
+    for percent in ["30", "150"] {
+        let out = bus.ctl(&["volume", percent])?;
+        assert!(!out.status.success(), "volume {percent} was accepted");
+        assert!(
+            stderr(&out).contains("org.visioroom.Error.NotSupported"),
+            "volume {percent}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(json(&bus.ctl(&["status", "--json"])?)?["volume"], before);
+    Ok(())
+}
+
+/// The same, seen by a D-Bus client: the error's name is the contract.
+#[tokio::test]
+async fn set_volume_error_name_is_not_supported() -> Result<()> {
+    let bus = Bus::start()?;
+    let _daemon = Daemon::start(&bus, &[])?;
+    let connection = bus.connect().await?;
+    let room = visio_room_bus::RoomProxy::new(&connection).await.unwrap();
+    match room.set_volume(30).await {
+        Err(zbus::Error::MethodError(name, _, _)) => {
+            assert_eq!(name.as_str(), "org.visioroom.Error.NotSupported")
+        }
+        other => panic!("SetVolume answered {other:?}"),
+    }
     Ok(())
 }
 
@@ -224,8 +244,48 @@ fn documented_members() -> BTreeSet<String> {
     let doc = std::fs::read_to_string(path).expect("docs/dbus-api.md exists");
     doc.lines()
         .filter_map(|l| l.strip_prefix("#### "))
-        .map(|l| l.trim().to_owned())
+        .map(|l| {
+            l.trim()
+                .trim_end_matches("[experimental]")
+                .trim()
+                .to_owned()
+        })
         .collect()
+}
+
+/// Every method section of docs/dbus-api.md says which errors it can return (BlueZ's
+/// "Possible errors" line), naming only errors of the documented error table.
+#[test]
+fn every_documented_method_lists_its_possible_errors() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/dbus-api.md");
+    let doc = std::fs::read_to_string(path).expect("docs/dbus-api.md exists");
+    let known: BTreeSet<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `org.visioroom.Error."))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert!(known.contains("NotSupported"), "{known:?}");
+    let mut methods = 0;
+    for section in doc.split("\n#### ").skip(1) {
+        if !section.starts_with("method ") {
+            continue;
+        }
+        methods += 1;
+        let body = section.split("\n#").next().unwrap();
+        let line = body
+            .split("Possible errors:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no 'Possible errors:' in\n{body}"));
+        let names: Vec<&str> = line
+            .split('`')
+            .filter_map(|w| w.strip_prefix("org.visioroom.Error."))
+            .collect();
+        assert!(!names.is_empty(), "no error named in\n{body}");
+        for name in names {
+            assert!(known.contains(name), "{name} is not in the error table");
+        }
+    }
+    assert!(methods >= 5, "{methods} method sections");
 }
 
 #[tokio::test]

@@ -32,6 +32,8 @@ pub enum RoomError {
     InvalidArgument(String),
     /// The daemon is shutting down or failed internally.
     Failed(String),
+    /// The member is part of the API but not implemented yet.
+    NotSupported(String),
 }
 
 impl From<Refusal> for RoomError {
@@ -124,21 +126,12 @@ impl RoomInterface {
         .await
     }
 
-    /// Set the speaker volume, 0 to 100 percent.
+    /// Set the speaker volume, 0 to 100 percent. Not implemented yet: nothing sets the
+    /// physical volume, so it answers `NotSupported` rather than pretend.
     async fn set_volume(&self, percent: u32) -> Result<(), RoomError> {
-        let percent = u8::try_from(percent)
-            .ok()
-            .filter(|p| *p <= 100)
-            .ok_or_else(|| {
-                RoomError::InvalidArgument(format!(
-                    "volume {percent} is out of range; use 0 to 100"
-                ))
-            })?;
-        self.send(Input::SetVolume {
-            percent,
-            source: Source::DBus,
-        })
-        .await
+        Err(RoomError::NotSupported(format!(
+            "SetVolume({percent}): setting the speaker volume is not supported yet"
+        )))
     }
 
     /// `idle`, `joining`, `lobby`, `in-call`, `leaving` or `error`.
