@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use toml::de::DeTable;
 use url::{Host, Url};
 
-use super::{ConfigError, Reader};
+use super::reader::Reader;
+use super::ConfigError;
 
 /// `[calendar]`: the room's calendar. No sources means no automatic joins.
 #[derive(Debug, Clone, PartialEq, Eq)]
