@@ -17,40 +17,48 @@
 //!
 //! A track's branch lives in its own bin: an error inside it removes that bin only and is
 //! reported as [`ReceiverEvent::TrackFailed`]; the rest keeps playing.
+//!
+//! The parts, by responsibility:
+//! - this module: the public types and [`Receiver`], which builds the shared part (canvas,
+//!   compositor, mixer, sinks) and adds, feeds and removes tracks;
+//! - `branch`: one track's bin (appsrc to decoder) and the probes on its streaming threads;
+//! - `shared`: the state shared with the bus and streaming threads, a track's disposal and
+//!   the layout of the videos on the canvas;
+//! - `messages`: what the pipeline's bus says (a track's error, audio levels, latency);
+//! - `stats`: the counters and their snapshots.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+mod branch;
+mod messages;
+mod shared;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
-use gstreamer_video::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::elements::{self, BusWatch};
-use crate::layout::{self, TileRole};
-use crate::picture_clock;
+use crate::layout;
 use crate::probe::DecoderChoice;
 use crate::rtp::RtpHeader;
 use crate::source::{AudioSinkSetting, VideoSinkSetting};
 use crate::MediaError;
 
+use branch::{build_track_bin, rtp_caps, Track};
+use shared::{Shared, State};
+use stats::{track_stats, TrackCounters};
+pub use stats::{ReceiverStats, TrackStats};
+
 const PIPELINE: &str = "receiver";
 /// Track bins are named `rx-N`; nothing else in the pipeline is.
 const TRACK_BIN_PREFIX: &str = "rx-";
-
-/// Where a bus message comes from.
-enum Origin {
-    /// Inside the track bin of this name, which was in the pipeline when asked.
-    Track(gst::glib::GString),
-    /// The shared part (canvas, compositor, mixer, sinks) or the pipeline itself.
-    Shared,
-    /// A track bin already taken out of the pipeline: a late message, ignored.
-    Removed,
-}
 
 /// The codec of a remote track.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -183,94 +191,6 @@ pub enum ReceiverEvent {
         /// `(track id, rectangle or None)`, in arrival order.
         tiles: Vec<(String, Option<layout::Rect>)>,
     },
-}
-
-/// Counters of one remote track.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct TrackStats {
-    /// The track id.
-    pub id: String,
-    /// Its codec.
-    pub codec: RemoteCodec,
-    /// The decoder element in use (`avdec_h264`, `vah264dec`, `opusdec`, ...).
-    pub decoder: String,
-    /// RTP packets accepted by [`Receiver::push_rtp`].
-    pub packets_received: u64,
-    /// RTP packets dropped because the track's queue was full.
-    pub packets_dropped: u64,
-    /// Decoded video frames (0 for audio).
-    pub decoded_frames: u64,
-    /// Size of the last decoded video frame.
-    pub frame_size: Option<(u32, u32)>,
-    /// Audio level (RMS, dBFS, loudest channel) over the last 100 ms; `None` before any
-    /// audio or for video.
-    pub audio_level_dbfs: Option<f64>,
-    /// Capture-to-decode latency of the last picture that carried a
-    /// [`crate::picture_clock`] (the test pattern does), in ms; `None` otherwise.
-    pub picture_latency_ms: Option<u32>,
-}
-
-/// Counters of the receiver.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct ReceiverStats {
-    /// Decoded remote video frames since the receiver started, all tracks (removed ones
-    /// included).
-    pub received_video_frames: u64,
-    /// The video sink in use (`fakesink`, `kmssink`, `autovideosink`).
-    pub video_sink: String,
-    /// The audio sink in use (`fakesink`, `alsasink`).
-    pub audio_sink: String,
-    /// The tracks being received, in the order they were added.
-    pub tracks: Vec<TrackStats>,
-    /// Tracks removed after an error, with the error.
-    pub failed_tracks: Vec<(String, String)>,
-    /// An error of the shared pipeline, if any.
-    pub error: Option<String>,
-}
-
-#[derive(Default)]
-struct TrackCounters {
-    packets: AtomicU64,
-    dropped: AtomicU64,
-    frames: AtomicU64,
-    width: AtomicI32,
-    height: AtomicI32,
-    /// f64 bits of the last RMS level; u64::MAX = none yet.
-    level_bits: AtomicU64,
-    last_keyframe_request_ms: AtomicU64,
-    /// Latency read from the last picture clock; u32::MAX = none.
-    picture_latency_ms: AtomicU32,
-}
-
-struct Track {
-    info: RemoteTrack,
-    decoder: String,
-    bin: gst::Bin,
-    appsrc: gst_app::AppSrc,
-    mixer_pad: gst::Pad,
-    counters: Arc<TrackCounters>,
-}
-
-struct State {
-    tracks: Vec<Track>,
-    active_speaker: Option<String>,
-    failed: Vec<(String, String)>,
-    error: Option<String>,
-    next_bin: u64,
-    /// The last layout reported with [`ReceiverEvent::LayoutChanged`].
-    reported: Vec<(String, Option<layout::Rect>)>,
-}
-
-struct Shared {
-    pipeline: gst::Pipeline,
-    compositor: gst::Element,
-    audiomixer: gst::Element,
-    state: Mutex<State>,
-    layout_dirty: AtomicBool,
-    total_frames: Arc<AtomicU64>,
-    events: mpsc::UnboundedSender<ReceiverEvent>,
-    config: ReceiverConfig,
-    started: Instant,
 }
 
 /// A running receiver. Dropping it stops the pipeline.
@@ -596,398 +516,6 @@ impl Drop for Receiver {
     }
 }
 
-fn track_stats(t: &Track) -> TrackStats {
-    let c = &t.counters;
-    let (w, h) = (
-        c.width.load(Ordering::Relaxed),
-        c.height.load(Ordering::Relaxed),
-    );
-    let level = c.level_bits.load(Ordering::Relaxed);
-    TrackStats {
-        id: t.info.id.clone(),
-        codec: t.info.codec,
-        decoder: t.decoder.clone(),
-        packets_received: c.packets.load(Ordering::Relaxed),
-        packets_dropped: c.dropped.load(Ordering::Relaxed),
-        decoded_frames: c.frames.load(Ordering::Relaxed),
-        frame_size: (w > 0 && h > 0).then_some((w as u32, h as u32)),
-        audio_level_dbfs: (level != u64::MAX).then(|| f64::from_bits(level)),
-        picture_latency_ms: match c.picture_latency_ms.load(Ordering::Relaxed) {
-            u32::MAX => None,
-            ms => Some(ms),
-        },
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Unlinks and frees a track's branch. Releasing the mixer pad first unblocks a
-    /// streaming thread waiting on the mixer, so the bin can then stop.
-    fn dispose(&self, track: Track) {
-        let mixer = if track.info.codec.is_video() {
-            &self.compositor
-        } else {
-            &self.audiomixer
-        };
-        if let Some(src) = track.bin.static_pad("src") {
-            let _ = src.unlink(&track.mixer_pad);
-        }
-        mixer.release_request_pad(&track.mixer_pad);
-        let _ = track.bin.set_state(gst::State::Null);
-        let _ = self.pipeline.remove(&track.bin);
-        tracing::info!(track = %track.info.id, "track removed");
-    }
-
-    fn apply_layout(&self) {
-        let mut state = self.lock();
-        let videos: Vec<&Track> = state
-            .tracks
-            .iter()
-            .filter(|t| t.info.codec.is_video())
-            .collect();
-        let roles: Vec<TileRole> = videos
-            .iter()
-            .map(|t| {
-                if t.info.screen_share {
-                    TileRole::ScreenShare
-                } else if state.active_speaker.as_deref() == Some(t.info.id.as_str()) {
-                    TileRole::ActiveSpeaker
-                } else {
-                    TileRole::Camera
-                }
-            })
-            .collect();
-        let shown = layout::shown(&roles, self.config.max_videos);
-        let shown_roles: Vec<TileRole> = roles
-            .iter()
-            .zip(&shown)
-            .filter(|(_, s)| **s)
-            .map(|(r, _)| *r)
-            .collect();
-        let mut cells = layout::arrange(
-            self.config.width as i32,
-            self.config.height as i32,
-            &shown_roles,
-        )
-        .into_iter();
-        let mut tiles = Vec::with_capacity(videos.len());
-        for (track, is_shown) in videos.iter().zip(&shown) {
-            let pad = &track.mixer_pad;
-            let cell = if *is_shown { cells.next() } else { None };
-            let Some(cell) = cell else {
-                // Not drawn (its branch still decodes whatever arrives).
-                pad.set_property("alpha", 0.0f64);
-                tiles.push((track.info.id.clone(), None));
-                continue;
-            };
-            let c = &track.counters;
-            let size = (
-                c.width.load(Ordering::Relaxed),
-                c.height.load(Ordering::Relaxed),
-            );
-            let r = layout::fit(cell, Some(size));
-            pad.set_property("alpha", 1.0f64);
-            pad.set_property("xpos", r.x);
-            pad.set_property("ypos", r.y);
-            pad.set_property("width", r.width);
-            pad.set_property("height", r.height);
-            tiles.push((track.info.id.clone(), Some(r)));
-        }
-        drop(videos);
-        if state.reported != tiles {
-            state.reported = tiles.clone();
-            drop(state);
-            let _ = self.events.send(ReceiverEvent::LayoutChanged { tiles });
-        }
-    }
-
-    fn on_message(&self, msg: &gst::Message) {
-        match msg.view() {
-            gst::MessageView::Error(err) => {
-                let reason = format!("{} ({})", err.error(), elements::source_name(msg));
-                match self.origin(msg) {
-                    Origin::Track(bin_name) => {
-                        // Found and removed under one lock: a concurrent `remove_track` can
-                        // neither shift what an index points to nor take it first unnoticed.
-                        let track = {
-                            let mut state = self.lock();
-                            let Some(index) =
-                                state.tracks.iter().position(|t| t.bin.name() == bin_name)
-                            else {
-                                tracing::debug!(bin = %bin_name, %reason, "error of a track already removed");
-                                return;
-                            };
-                            let track = state.tracks.remove(index);
-                            state.failed.push((track.info.id.clone(), reason.clone()));
-                            track
-                        };
-                        tracing::warn!(track = %track.info.id, %reason, debug = ?err.debug(), "remote track failed, removing it");
-                        let _ = self.events.send(ReceiverEvent::TrackFailed {
-                            track_id: track.info.id.clone(),
-                            reason,
-                        });
-                        self.dispose(track);
-                        self.layout_dirty.store(true, Ordering::Release);
-                    }
-                    Origin::Removed => {
-                        tracing::debug!(%reason, "error of a track already removed");
-                    }
-                    Origin::Shared => {
-                        tracing::error!(%reason, debug = ?err.debug(), "receiver pipeline failed");
-                        self.lock().error = Some(reason.clone());
-                        let _ = self.events.send(ReceiverEvent::Failed { reason });
-                    }
-                }
-            }
-            gst::MessageView::Warning(w) => {
-                tracing::debug!(warning = %w.error(), source = %elements::source_name(msg), "receiver warning");
-            }
-            gst::MessageView::Latency(_) => {
-                let _ = self.pipeline.recalculate_latency();
-            }
-            gst::MessageView::Element(e) => {
-                let Some(s) = e.structure() else { return };
-                if s.name() != "level" {
-                    return;
-                }
-                let Origin::Track(bin_name) = self.origin(msg) else {
-                    return;
-                };
-                let Ok(rms) = s.get::<gst::glib::ValueArray>("rms") else {
-                    return;
-                };
-                let loudest = rms
-                    .iter()
-                    .filter_map(|v| v.get::<f64>().ok())
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let state = self.lock();
-                if let Some(track) = state.tracks.iter().find(|t| t.bin.name() == bin_name) {
-                    track
-                        .counters
-                        .level_bits
-                        .store(loudest.to_bits(), Ordering::Relaxed);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Where a message comes from: a track's bin (by name, to be looked up under the same
-    /// lock as whatever is done with the track), the shared part, or a bin already removed.
-    fn origin(&self, msg: &gst::Message) -> Origin {
-        let pipeline = self.pipeline.upcast_ref::<gst::Object>();
-        let Some(mut object) = msg.src().cloned() else {
-            return Origin::Shared;
-        };
-        loop {
-            match object.parent() {
-                Some(parent) if parent == *pipeline => {
-                    let name = object.name();
-                    return if name.starts_with(TRACK_BIN_PREFIX) {
-                        Origin::Track(name)
-                    } else {
-                        Origin::Shared
-                    };
-                }
-                Some(parent) => object = parent,
-                // The pipeline itself, or a track bin that was taken out of it after the
-                // message was posted.
-                None if object == *pipeline => return Origin::Shared,
-                None => return Origin::Removed,
-            }
-        }
-    }
-
-    fn keyframe_needed(&self, counters: &TrackCounters, bin_name: &str) {
-        let now = self.started.elapsed().as_millis() as u64 + 1;
-        let last = counters.last_keyframe_request_ms.load(Ordering::Relaxed);
-        if last != 0 && now < last + 500 {
-            return;
-        }
-        counters
-            .last_keyframe_request_ms
-            .store(now, Ordering::Relaxed);
-        // try_lock: this runs on a streaming thread, which must never wait.
-        let track_id = match self.state.try_lock() {
-            Ok(state) => state
-                .tracks
-                .iter()
-                .find(|t| t.bin.name() == bin_name)
-                .map(|t| t.info.id.clone()),
-            Err(_) => None,
-        };
-        if let Some(track_id) = track_id {
-            let _ = self.events.send(ReceiverEvent::KeyframeNeeded { track_id });
-        }
-    }
-}
-
-/// The caps of a track's RTP packets (for RED, of the Opus inside).
-fn rtp_caps(codec: RemoteCodec, payload_type: u8) -> gst::Caps {
-    let (media, clock_rate) = if codec.is_video() {
-        ("video", 90_000i32)
-    } else {
-        ("audio", 48_000i32)
-    };
-    gst::Caps::builder("application/x-rtp")
-        .field("media", media)
-        .field("clock-rate", clock_rate)
-        .field("encoding-name", codec.encoding_name())
-        .field("payload", i32::from(payload_type))
-        .build()
-}
-
-fn build_track_bin(
-    name: &str,
-    track: &RemoteTrack,
-    config: &ReceiverConfig,
-    counters: Arc<TrackCounters>,
-    total_frames: Arc<AtomicU64>,
-    shared: std::sync::Weak<Shared>,
-) -> Result<(gst::Bin, gst_app::AppSrc), MediaError> {
-    let bin = gst::Bin::with_name(name);
-    // RED: the caps are those of the Opus packets `rtpreddec` gives, whose payload type only
-    // the first packet tells (see `push_rtp`); until then the appsrc has none.
-    let caps = rtp_caps(track.codec, track.payload_type);
-    let appsrc = gst_app::AppSrc::builder();
-    let appsrc = if track.codec == RemoteCodec::Red {
-        appsrc
-    } else {
-        appsrc.caps(&caps)
-    };
-    let appsrc = appsrc
-        .format(gst::Format::Time)
-        .is_live(true)
-        .do_timestamp(true)
-        .max_bytes(2_000_000)
-        .block(false)
-        .build();
-    appsrc.set_property_from_str("leaky-type", "downstream");
-    let jitter = elements::make("rtpjitterbuffer")?;
-    jitter.set_property("latency", config.jitter_latency_ms);
-    jitter.set_property("do-lost", true);
-    let mut chain: Vec<gst::Element> = vec![appsrc.clone().upcast()];
-    if track.codec == RemoteCodec::Red {
-        // Before the jitter buffer: a packet rebuilt from its successor's redundant copy
-        // comes out just before that successor, late, and the jitter buffer puts it back
-        // in order (or drops it when the packet itself arrived after all).
-        let red = elements::make("rtpreddec")?;
-        red.set_property("pt", i32::from(track.payload_type));
-        chain.push(red);
-    }
-    chain.push(jitter);
-    let decoder = elements::make(config.decoders.for_codec(track.codec))?;
-    if decoder.find_property("max-errors").is_some() {
-        decoder.set_property(
-            "max-errors",
-            config.max_decode_errors.min(i32::MAX as u32) as i32,
-        );
-    }
-    match track.codec {
-        RemoteCodec::Vp8 => chain.push(elements::make("rtpvp8depay")?),
-        RemoteCodec::Vp9 => chain.push(elements::make("rtpvp9depay")?),
-        RemoteCodec::H264 => {
-            chain.push(elements::make("rtph264depay")?);
-            chain.push(elements::make("h264parse")?);
-        }
-        RemoteCodec::Opus | RemoteCodec::Red => chain.push(elements::make("rtpopusdepay")?),
-    }
-    if let Some(depay) = chain.last() {
-        if depay.find_property("request-keyframe").is_some() {
-            depay.set_property("request-keyframe", true);
-        }
-    }
-    chain.push(decoder.clone());
-    if !track.codec.is_video() {
-        chain.push(elements::make("audioconvert")?);
-        chain.push(elements::make("audioresample")?);
-        let level = elements::make("level")?;
-        level.set_property("post-messages", true);
-        chain.push(level);
-    }
-    let refs: Vec<&gst::Element> = chain.iter().collect();
-    elements::add_chain(&bin, &refs, PIPELINE)?;
-    let last = chain.last().expect("chain is not empty");
-    let src = last
-        .static_pad("src")
-        .ok_or_else(|| MediaError::build(PIPELINE, "no src pad at the end of a track"))?;
-    let ghost = gst::GhostPad::with_target(&src).map_err(|e| MediaError::build(PIPELINE, e))?;
-    bin.add_pad(&ghost)
-        .map_err(|e| MediaError::build(PIPELINE, e))?;
-
-    if track.codec.is_video() {
-        // Count decoded frames and note their size: atomics only, on the streaming thread.
-        let decoded = decoder
-            .static_pad("src")
-            .ok_or_else(|| MediaError::build(PIPELINE, "decoder has no src pad"))?;
-        let counters = counters.clone();
-        let shared_for_caps = shared.clone();
-        // Only this streaming thread touches it: the lock is never contended.
-        let video_info: Mutex<Option<gst_video::VideoInfo>> = Mutex::new(None);
-        decoded.add_probe(
-            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-            move |_, info| {
-                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-                    counters.frames.fetch_add(1, Ordering::Relaxed);
-                    total_frames.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(Some(vi)) = video_info.lock().as_deref() {
-                        if let Some(ms) = read_picture_clock(buffer, vi) {
-                            counters.picture_latency_ms.store(ms, Ordering::Relaxed);
-                        }
-                    }
-                } else if let Some(gst::PadProbeData::Event(event)) = &info.data {
-                    if let gst::EventView::Caps(c) = event.view() {
-                        if let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps()) {
-                            counters.width.store(vi.width() as i32, Ordering::Relaxed);
-                            counters.height.store(vi.height() as i32, Ordering::Relaxed);
-                            if let Ok(mut slot) = video_info.lock() {
-                                *slot = Some(vi);
-                            }
-                            if let Some(shared) = shared_for_caps.upgrade() {
-                                shared.layout_dirty.store(true, Ordering::Release);
-                            }
-                        }
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
-    }
-    // Depayloaders and decoders ask upstream for a keyframe after loss or a decode error;
-    // the request ends at the appsrc and is turned into an event for the session (PLI).
-    if let Some(pad) = appsrc.static_pad("src") {
-        let bin_name = name.to_owned();
-        pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-            if let Some(gst::PadProbeData::Event(event)) = &info.data {
-                if gst_video::ForceKeyUnitEvent::is(event) {
-                    if let Some(shared) = shared.upgrade() {
-                        shared.keyframe_needed(&counters, &bin_name);
-                    }
-                }
-            }
-            gst::PadProbeReturn::Ok
-        });
-    }
-    Ok((bin, appsrc))
-}
-
-/// The capture-to-now latency of a decoded picture carrying a picture clock.
-fn read_picture_clock(buffer: &gst::Buffer, info: &gst_video::VideoInfo) -> Option<u32> {
-    if !info.format_info().is_yuv() {
-        return None;
-    }
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info).ok()?;
-    let stride = frame.plane_stride()[0] as usize;
-    let luma = frame.plane_data(0).ok()?;
-    let stamped = picture_clock::read(luma, stride, info.width(), info.height())?;
-    picture_clock::latency_ms(stamped, picture_clock::now_ms())
-}
-
 fn video_sink(setting: &VideoSinkSetting) -> Result<(gst::Element, &'static str), MediaError> {
     let resolved = setting.resolve();
     let factory = match resolved {
@@ -1023,104 +551,3 @@ const _: fn() = || {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<Receiver>();
 };
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
-    use std::time::Duration;
-
-    fn headless() -> ReceiverConfig {
-        ReceiverConfig {
-            video_sink: VideoSinkSetting::None,
-            audio_sink: AudioSinkSetting::None,
-            width: 320,
-            height: 180,
-            fps: 15,
-            ..ReceiverConfig::default()
-        }
-    }
-
-    /// Posts an error from inside a track's bin, as a decoder that gave up would. `false` when
-    /// the track is not there (any more).
-    fn post_error(receiver: &Receiver, track_id: &str) -> bool {
-        let bin = receiver
-            .shared
-            .lock()
-            .tracks
-            .iter()
-            .find(|t| t.info.id == track_id)
-            .map(|t| t.bin.clone());
-        let Some(element) = bin.and_then(|b| b.iterate_elements().into_iter().flatten().next())
-        else {
-            return false;
-        };
-        let msg = gst::message::Error::builder(gst::CoreError::Failed, "injected by the test")
-            .src(&element)
-            .build();
-        element.post_message(msg).is_ok()
-    }
-
-    #[test]
-    fn a_failing_track_is_removed_by_name_while_others_are_removed_concurrently() {
-        let (receiver, _events) = Receiver::start(headless()).expect("receiver starts");
-        let receiver = Arc::new(receiver);
-        for round in 0..25 {
-            let ids: Vec<String> = (0..12).map(|i| format!("TR_{round}_{i}")).collect();
-            for id in &ids {
-                receiver
-                    .add_track(RemoteTrack {
-                        id: id.clone(),
-                        codec: RemoteCodec::Opus,
-                        payload_type: 111,
-                        screen_share: false,
-                    })
-                    .expect("track added");
-            }
-            let failing: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
-            let removed: Vec<String> = ids.iter().step_by(2).cloned().collect();
-            // Errors of the odd tracks reach the bus thread while the session removes the
-            // even ones: each must take its own track and nothing else.
-            let poster = {
-                let receiver = receiver.clone();
-                let failing = failing.clone();
-                std::thread::spawn(move || {
-                    failing
-                        .iter()
-                        .filter(|id| !post_error(&receiver, id))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                })
-            };
-            for id in &removed {
-                if let Err(e) = receiver.remove_track(id) {
-                    panic!("round {round}: {id} was taken by another track's error: {e}");
-                }
-            }
-            let not_posted = poster.join().expect("poster thread");
-            assert!(
-                not_posted.is_empty(),
-                "round {round}: tracks gone before their own error: {not_posted:?}"
-            );
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !receiver.stats().tracks.is_empty() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let stats = receiver.stats();
-            let left: Vec<&str> = stats.tracks.iter().map(|t| t.id.as_str()).collect();
-            assert!(left.is_empty(), "round {round}: tracks left: {left:?}");
-            let failed: BTreeSet<&str> = stats
-                .failed_tracks
-                .iter()
-                .map(|(id, _)| id.as_str())
-                .filter(|id| id.starts_with(&format!("TR_{round}_")))
-                .collect();
-            let expected: BTreeSet<&str> = failing.iter().map(String::as_str).collect();
-            assert_eq!(failed, expected, "round {round}");
-            assert_eq!(
-                stats.error, None,
-                "round {round}: the shared pipeline failed"
-            );
-        }
-    }
-}
