@@ -1,0 +1,1 @@
+//! The room's physical controls and devices (work in progress: see issue #12).
