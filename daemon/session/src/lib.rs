@@ -19,6 +19,7 @@ pub mod config;
 pub mod congestion;
 pub mod media_watch;
 pub mod meet;
+pub mod netwatch;
 pub mod participant;
 pub mod rtc;
 mod session;

@@ -17,6 +17,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
 use crate::media_watch::MediaWatch;
 use crate::meet::Credentials;
+use crate::netwatch::{self, NetWatch};
 use crate::participant::{Effect, Input, LocalParticipant};
 use crate::rtc::{candidate_allowed, Apis, Transport, PUBLISHER, SUBSCRIBER};
 use crate::signal::{self, Inbound, Signal};
@@ -311,6 +312,20 @@ impl<'a> Connection<'a> {
         tokio::pin!(publish_deadline);
         let mut media_check = tokio::time::interval(Duration::from_secs(1));
 
+        // Address and route changes: resume at once and restart ICE from the new addresses
+        // (ICE alone would take seconds to call its pair dead). Not in loopback mode, where
+        // nothing but loopback is used.
+        let mut net = if self.apis.loopback_only() {
+            None
+        } else {
+            match NetWatch::start().await {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch address changes (rtnetlink); ICE will notice them later by itself");
+                    None
+                }
+            }
+        };
         let mut receiver_events = media.receiver_events.take();
         let outcome = loop {
             let outcome = loop {
@@ -341,6 +356,9 @@ impl<'a> Connection<'a> {
                         None => break Outcome::Stopped,
                     },
                     _ = media_check.tick() => self.check_media_flow(),
+                    change = netwatch::changed(&mut net) => {
+                        break Outcome::Resume(format!("the network changed ({})", change.description));
+                    }
                     _ = &mut publish_deadline, if !self.publisher_negotiated && !self.awaiting_publish.is_empty() => {
                         tracing::warn!(pending = ?self.awaiting_publish, "the SFU did not acknowledge our tracks; negotiating anyway");
                         self.awaiting_publish.clear();
@@ -351,10 +369,12 @@ impl<'a> Connection<'a> {
                 }
             };
             match outcome {
-                Outcome::Resume(reason) => match self.resume(reason, media, commands).await {
-                    Ok(resumed) => inbound = resumed,
-                    Err(outcome) => break outcome,
-                },
+                Outcome::Resume(reason) => {
+                    match self.resume(reason, media, commands, &mut net).await {
+                        Ok(resumed) => inbound = resumed,
+                        Err(outcome) => break outcome,
+                    }
+                }
                 other => break other,
             }
         };

@@ -10,6 +10,7 @@ use visio_room_core::controller::Track;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
+use crate::netwatch::{self, NetWatch};
 use crate::participant::Input;
 use crate::rtc::{PUBLISHER, SUBSCRIBER};
 use crate::signal::{self, Mode, Opened};
@@ -19,6 +20,9 @@ use super::Connection;
 use crate::session::local_media::Media;
 use crate::session::{backoff, on_command, Outcome, CAMERA_CID, MICROPHONE_CID};
 
+/// The longest an ICE restart waits for the previous gathering to end.
+const GATHERING_WAIT: Duration = Duration::from_secs(5);
+
 impl<'a> Connection<'a> {
     /// Resumes this participant on a new signalling connection (`reconnect=1&sid=`, with the
     /// newest token), retrying with backoff; the peer connections stay up and restart ICE once
@@ -26,14 +30,23 @@ impl<'a> Connection<'a> {
     /// still connected (media flows, and LiveKit keeps a participant whose ICE is connected),
     /// up to `reconnect_budget`; once none is, `resume_budget` after the loss. `Err` when
     /// resuming is not possible: `Lost` (rejoin from scratch) or `Stopped`.
+    ///
+    /// A network change during the attempts (`net`: an address came, the network came back)
+    /// cuts the backoff short: the next attempt starts at once, as livekit-client's
+    /// `handleBrowserOnLine` does.
     pub(super) async fn resume(
         &mut self,
         reason: String,
         media: &Media,
         commands: &mut mpsc::UnboundedReceiver<Command>,
+        net: &mut Option<NetWatch>,
     ) -> Result<signal::InboundRx, Outcome> {
-        tracing::warn!(%reason, "lost the signalling connection; resuming the same participant");
+        tracing::warn!(%reason, "resuming the same participant on a new signalling connection");
         self.signal = None;
+        if let Some(n) = net {
+            // What happened before this point is what this resume answers.
+            n.drain();
+        }
         let started = tokio::time::Instant::now();
         let mut attempt: u32 = 0;
         let mut last = reason.clone();
@@ -72,7 +85,11 @@ impl<'a> Connection<'a> {
             tokio::pin!(step);
             let result = loop {
                 tokio::select! {
-                    result = &mut step => break result,
+                    result = &mut step => break Some(result),
+                    change = netwatch::changed(net) => {
+                        tracing::info!(change = %change.description, "the network changed while resuming: trying again now");
+                        break None;
+                    }
                     // No signalling now: the pipelines follow at once, the server is told by
                     // the resume's restatement.
                     command = commands.recv() => match on_command(command, self.me) {
@@ -80,6 +97,11 @@ impl<'a> Connection<'a> {
                         None => return Err(Outcome::Stopped),
                     },
                 }
+            };
+            let Some(result) = result else {
+                // The network changed: a fresh attempt without waiting.
+                attempt = 0;
+                continue;
             };
             match result {
                 Err(_) => last = "the server did not answer in time".into(),
@@ -237,7 +259,21 @@ impl<'a> Connection<'a> {
             };
             let t = self.transport.as_ref().expect("checked above");
             let restart = async {
-                let offer = t.publisher.create_offer(Some(options)).await?;
+                // webrtc-rs refuses to restart ICE while it still gathers (a TURN allocation
+                // of the previous restart, after two network changes in a row): wait for it.
+                let mut waited = Duration::ZERO;
+                let offer = loop {
+                    match t.publisher.create_offer(Some(options)).await {
+                        Err(e)
+                            if e == webrtc::ice::Error::ErrRestartWhenGathering
+                                && waited < GATHERING_WAIT =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            waited += Duration::from_millis(100);
+                        }
+                        other => break other?,
+                    }
+                };
                 t.publisher.set_local_description(offer.clone()).await?;
                 Ok::<_, webrtc::Error>(offer)
             }
