@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Reads raw S16LE interleaved audio (a file captured by GStreamer) and checks it holds a tone:
-loud enough and near the expected frequency (counted by zero crossings of the first channel).
+loud enough and near the expected frequency: the median period between rising zero crossings of
+the first channel (a median, so that the gaps of a player that underran under TCG do not count).
 Usage: audio_check.py FILE RATE CHANNELS FREQ_HZ"""
 import math
+import statistics
 import struct
 import sys
 
@@ -15,8 +17,10 @@ samples = samples[rate // 10:]
 if len(samples) < rate // 4:
     sys.exit(f"only {len(samples)} samples captured (want at least {rate // 4})")
 rms = math.sqrt(sum(s * s for s in samples) / len(samples)) / 32768
-crossings = sum(1 for a, b in zip(samples, samples[1:]) if (a < 0) != (b < 0))
-measured = crossings / 2 / (len(samples) / rate)
+rising = [i + a / (a - b) for i, (a, b) in enumerate(zip(samples, samples[1:])) if a < 0 <= b]
+if len(rising) < 10:
+    sys.exit(f"only {len(rising)} rising zero crossings: no tone came through")
+measured = rate / statistics.median(b - a for a, b in zip(rising, rising[1:]))
 print(f"{len(samples)} samples, rms {rms:.3f} of full scale, {measured:.0f} Hz (expected {freq:.0f})")
 if rms < 0.05:
     sys.exit("too quiet: no tone came through")

@@ -24,6 +24,14 @@ grep -q '\[Dummy *\]' /proc/asound/cards && ok "ALSA card Dummy (snd-dummy)" || 
 [ -c /dev/uinput ] && ok "/dev/uinput" || bad "no /dev/uinput"
 [ -c /dev/uhid ] && ok "/dev/uhid" || bad "no /dev/uhid"
 
+# Modules the kernel loads on demand (request_module → the host's /sbin/modprobe), as network
+# namespaces and virtual links in the daemon scenarios need: a dummy link loads `dummy`.
+if ip link add hwsmoke0 type dummy 2>/dev/null; then
+  ip link del hwsmoke0; ok "the kernel loads modules on demand (ip link add … type dummy)"
+else
+  bad "ip link add hwsmoke0 type dummy failed: no module autoloading in the guest"
+fi
+
 # --- gpio-sim through configfs, then the GPIO character device (uAPI v2) ------------------------
 if chip=$(gpiosim_create smoke 8 join mute led-in-call); then
   ok "gpio-sim chip $chip created through configfs (lines: join mute led-in-call …)"
