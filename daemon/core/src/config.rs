@@ -19,6 +19,7 @@ use toml::de::DeTable;
 
 mod calendar;
 mod join;
+mod keys;
 mod media;
 mod reader;
 mod room;
@@ -26,10 +27,12 @@ mod visio;
 
 pub use calendar::{CalendarAuth, CalendarConfig, CalendarSource, ManualCall};
 pub use join::JoinConfig;
+pub use keys::KeySchema;
 pub use media::{AudioSink, AudioSource, MediaConfig, Resolution, VideoSink, VideoSource};
 pub use room::RoomConfig;
 pub use visio::VisioConfig;
 
+use calendar::SourceKeys;
 use reader::{key_at, line_column, Reader};
 
 /// Where the configuration is read from when `--config` is not given.
@@ -141,63 +144,51 @@ impl Config {
 }
 
 /// Every section and its keys, in the order of `docs/configuration.md`.
-const SCHEMA: &[(&str, &[&str])] = &[
-    ("room", &["name", "join_muted"]),
-    (
-        "visio",
-        &["allowed_hosts", "media_hosts", "default_meeting"],
-    ),
-    (
-        "media",
-        &[
-            "video_source",
-            "audio_source",
-            "video_sink",
-            "audio_sink",
-            "resolution",
-            "framerate",
-        ],
-    ),
-    (
-        "join",
-        &[
-            "max_attempts",
-            "initial_backoff_ms",
-            "max_backoff_ms",
-            "lobby_timeout_s",
-            "leave_timeout_ms",
-        ],
-    ),
-    ("calendar", calendar::KEYS),
+const SECTIONS: &[(&str, &[&str])] = &[
+    (RoomConfig::SECTION, RoomConfig::KEYS),
+    (VisioConfig::SECTION, VisioConfig::KEYS),
+    (MediaConfig::SECTION, MediaConfig::KEYS),
+    (JoinConfig::SECTION, JoinConfig::KEYS),
+    (CalendarConfig::SECTION, CalendarConfig::KEYS),
 ];
 
-/// The keys of `section` in [`SCHEMA`].
-fn keys_of(section: &str) -> &'static [&'static str] {
-    SCHEMA
-        .iter()
-        .find(|(s, _)| *s == section)
-        .map_or(&[], |(_, keys)| keys)
+impl Config {
+    /// Every key of the file — section, name, TOML type, what it must be, default and
+    /// documentation — in the order of `docs/configuration.md`, the keys of each
+    /// `[[calendar.sources]]` table last (section `calendar.sources`).
+    pub fn schema() -> Vec<KeySchema> {
+        [
+            RoomConfig::schema(),
+            VisioConfig::schema(),
+            MediaConfig::schema(),
+            JoinConfig::schema(),
+            CalendarConfig::schema(),
+            SourceKeys::schema(),
+        ]
+        .concat()
+    }
 }
 
 impl Reader<'_> {
     fn config(&self, doc: &DeTable<'_>) -> Result<Config, ConfigError> {
-        let mut config = Config::default();
-        let sections: Vec<&str> = SCHEMA.iter().map(|(s, _)| *s).collect();
+        let sections: Vec<&str> = SECTIONS.iter().map(|(s, _)| *s).collect();
         self.check_keys(doc, None, &sections)?;
-        if let Some(t) = self.section(doc, "room")? {
-            self.room(t, &mut config.room)?;
+        let mut config = Config::default();
+        if let Some(t) = self.section(doc, RoomConfig::SECTION)? {
+            config.room = RoomConfig::read(self, t)?;
         }
-        if let Some(t) = self.section(doc, "visio")? {
-            self.visio(t, &mut config.visio)?;
+        if let Some(t) = self.section(doc, VisioConfig::SECTION)? {
+            config.visio = VisioConfig::read(self, t)?;
         }
-        if let Some(t) = self.section(doc, "media")? {
-            self.media(t, &mut config.media)?;
+        if let Some(t) = self.section(doc, MediaConfig::SECTION)? {
+            config.media = MediaConfig::read(self, t)?;
         }
-        if let Some(t) = self.section(doc, "join")? {
-            self.join(t, &mut config.join)?;
+        if let Some(t) = self.section(doc, JoinConfig::SECTION)? {
+            config.join = JoinConfig::read(self, t)?;
+            config.join.check(self, t)?;
         }
-        if let Some(t) = self.section(doc, "calendar")? {
-            self.calendar(t, &mut config.calendar)?;
+        if let Some(t) = self.section(doc, CalendarConfig::SECTION)? {
+            config.calendar = CalendarConfig::read(self, t)?;
         }
         Ok(config)
     }
@@ -502,6 +493,41 @@ max_attempts = 3
                 proptest::prop_assert!(!e.message.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn the_schema_lists_every_key_once_and_its_defaults_are_the_defaults() {
+        let schema = Config::schema();
+        let mut seen = std::collections::BTreeSet::new();
+        for row in &schema {
+            assert!(seen.insert(row.dotted()), "{} declared twice", row.dotted());
+            assert!(!row.doc.is_empty() && !row.expected.is_empty(), "{row:?}");
+        }
+        for (section, keys) in SECTIONS {
+            for key in *keys {
+                assert!(seen.contains(&format!("{section}.{key}")), "{section}.{key}");
+            }
+        }
+        // Writing out every default of the schema gives the built-in defaults.
+        let mut file = toml::Table::new();
+        for row in schema.iter().filter(|r| r.section != "calendar.sources") {
+            if let Some(default) = &row.default {
+                let section = file
+                    .entry(row.section)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                section
+                    .as_table_mut()
+                    .unwrap()
+                    .insert(row.key.into(), default.clone());
+            }
+        }
+        let text = toml::to_string(&file).unwrap();
+        assert_eq!(parse(&text).unwrap(), Config::default(), "{text}");
+        let framerate = schema.iter().find(|r| r.dotted() == "media.framerate");
+        assert_eq!(
+            framerate.map(|r| (r.toml_type, r.expected.as_str())),
+            Some(("integer", "a whole number from 1 to 60"))
+        );
     }
 
     #[test]

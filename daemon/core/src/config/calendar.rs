@@ -2,51 +2,102 @@
 //! room follows them. The sources are fetched by `visio-room-calendar`, the meetings planned by
 //! `visio-room-schedule`; this module only reads and checks the settings.
 
+use std::fmt;
+use std::ops::Range;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use toml::de::DeTable;
 use url::{Host, Url};
 
-use super::reader::Reader;
+use super::keys::{checked, optional, parsed, section, whole, Flag, Located, Rule};
+use super::reader::{At, Item, Reader};
 use super::ConfigError;
 
-/// `[calendar]`: the room's calendar. No sources means no automatic joins.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CalendarConfig {
-    /// `[[calendar.sources]]`, in file order.
-    pub sources: Vec<CalendarSource>,
-    /// The room's own calendar address (`salle-4b@example.gouv.fr`): meetings it declined are
-    /// skipped.
-    pub room_address: Option<String>,
-    /// The zone of floating times and all-day events (IANA name); `None`: the system's zone.
-    pub time_zone: Option<String>,
-    /// Seconds between two fetches of each source (±10 % jitter).
-    pub poll_interval_s: u32,
-    /// Seconds before the start at which the room joins.
-    pub join_lead_s: u32,
-    /// Seconds the room stays after the end while people are still in the call.
-    pub leave_grace_s: u32,
-    /// Whether tentative meetings are joined.
-    pub join_tentative: bool,
-    /// What a scheduled meeting does to a call started by hand.
-    pub manual_call: ManualCall,
-    /// How many meetings `NextMeetings` lists.
-    pub show_next: u32,
+section! {
+    /// `[calendar]`: the room's calendar. No sources means no automatic joins.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CalendarConfig in "calendar" {
+        /// The room's own calendar address (`salle-4b@example.gouv.fr`): meetings it declined
+        /// are skipped.
+        room_address: Option<String> = None => optional(checked(
+            "the room's calendar e-mail address, such as \"salle-4b@example.gouv.fr\"",
+            room_address,
+        )),
+        /// The zone of floating times and all-day events (IANA name); `None`: the system's zone.
+        time_zone: Option<String> = None => optional(checked(
+            "an IANA time zone such as \"Europe/Paris\"",
+            time_zone,
+        )),
+        /// Seconds between two fetches of each source (±10 % jitter).
+        poll_interval_s: u32 = 60 => whole(10, 86_400),
+        /// Seconds before the start at which the room joins.
+        join_lead_s: u32 = 120 => whole(0, 3_600),
+        /// Seconds the room stays after the end while people are still in the call.
+        leave_grace_s: u32 = 300 => whole(0, 7_200),
+        /// Whether tentative meetings are joined.
+        join_tentative: bool = true => Flag,
+        /// What a scheduled meeting does to a call started by hand.
+        manual_call: ManualCall = ManualCall::Offer => parsed("\"offer\" or \"switch\""),
+        /// How many meetings `NextMeetings` lists.
+        show_next: u32 = 5 => whole(1, 50),
+        /// `[[calendar.sources]]`, in file order (their keys: [`SourceKeys`]).
+        sources: Vec<CalendarSource> = Vec::new() => SourceList,
+    }
 }
 
-impl Default for CalendarConfig {
-    fn default() -> Self {
-        CalendarConfig {
-            sources: Vec::new(),
-            room_address: None,
-            time_zone: None,
-            poll_interval_s: 60,
-            join_lead_s: 120,
-            leave_grace_s: 300,
-            join_tentative: true,
-            manual_call: ManualCall::Offer,
-            show_next: 5,
-        }
+section! {
+    /// The keys of one `[[calendar.sources]]` table as written; [`SourceKeys::source`] checks
+    /// them together and makes the [`CalendarSource`].
+    #[derive(Debug)]
+    pub(super) struct SourceKeys in "calendar.sources" {
+        /// `file`, `ics` or `caldav` (required).
+        kind as "type": Option<At<String>> = None
+            => optional(Located { expected: "\"file\", \"ics\" or \"caldav\"" }),
+        /// The `.ics` file of a `file` source (required for it).
+        path: Option<At<String>> = None
+            => optional(Located { expected: "an absolute path" }),
+        /// The feed, or where CalDAV discovery starts (required for `ics` and `caldav`).
+        url: Option<At<String>> = None
+            => optional(Located { expected: "an https:// URL" }),
+        /// HTTP basic user name; needs `password_file`.
+        username: Option<At<String>> = None
+            => optional(Located { expected: "a string" }),
+        /// The file holding the basic-auth password.
+        password_file: Option<At<String>> = None
+            => optional(Located { expected: "an absolute path" }),
+        /// The file holding a bearer token, instead of `username` and `password_file`.
+        token_file: Option<At<String>> = None
+            => optional(Located { expected: "an absolute path" }),
+    }
+}
+
+/// `calendar.room_address`: the address without `mailto:`.
+fn room_address(address: &str) -> Result<String, String> {
+    let address = address.trim();
+    let address = address
+        .strip_prefix("mailto:")
+        .or_else(|| address.strip_prefix("MAILTO:"))
+        .unwrap_or(address);
+    let valid = address.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace)
+    });
+    if valid {
+        Ok(address.to_owned())
+    } else {
+        Err(
+            "expected the room's calendar e-mail address, such as \"salle-4b@example.gouv.fr\""
+                .into(),
+        )
+    }
+}
+
+/// `calendar.time_zone`: a zone of the IANA database.
+fn time_zone(zone: &str) -> Result<String, String> {
+    match zone.parse::<chrono_tz::Tz>() {
+        Ok(_) => Ok(zone.to_owned()),
+        Err(_) => Err(format!(
+            "expected an IANA time zone such as \"Europe/Paris\", got {zone:?}"
+        )),
     }
 }
 
@@ -103,161 +154,126 @@ pub enum CalendarAuth {
     },
 }
 
-pub(super) const KEYS: &[&str] = &[
-    "room_address",
-    "time_zone",
-    "poll_interval_s",
-    "join_lead_s",
-    "leave_grace_s",
-    "join_tentative",
-    "manual_call",
-    "show_next",
-    "sources",
-];
+impl FromStr for ManualCall {
+    type Err = String;
 
-const SOURCE_KEYS: &[&str] = &[
-    "type",
-    "path",
-    "url",
-    "username",
-    "password_file",
-    "token_file",
-];
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "offer" => Ok(ManualCall::Offer),
+            "switch" => Ok(ManualCall::Switch),
+            _ => Err(format!("expected \"offer\" or \"switch\", got {s:?}")),
+        }
+    }
+}
 
-impl Reader<'_> {
-    pub(super) fn calendar(
-        &self,
-        t: &DeTable<'_>,
-        c: &mut CalendarConfig,
-    ) -> Result<(), ConfigError> {
-        self.check_keys(t, Some("calendar"), KEYS)?;
-        if let Some((address, span)) = self.string(t, "calendar", "room_address")? {
-            let address = address.trim();
-            let address = address
-                .strip_prefix("mailto:")
-                .or_else(|| address.strip_prefix("MAILTO:"))
-                .unwrap_or(address);
-            let valid = address.split_once('@').is_some_and(|(user, domain)| {
-                !user.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace)
-            });
-            if !valid {
-                return Err(self.error(
-                    Some(span),
-                    Some("calendar.room_address"),
-                    "expected the room's calendar e-mail address, such as \"salle-4b@example.gouv.fr\"",
-                ));
-            }
-            c.room_address = Some(address.to_owned());
-        }
-        if let Some((zone, span)) = self.string(t, "calendar", "time_zone")? {
-            if zone.parse::<chrono_tz::Tz>().is_err() {
-                return Err(self.error(
-                    Some(span),
-                    Some("calendar.time_zone"),
-                    &format!("expected an IANA time zone such as \"Europe/Paris\", got {zone:?}"),
-                ));
-            }
-            c.time_zone = Some(zone);
-        }
-        if let Some(v) = self.integer(t, "calendar", "poll_interval_s", 10, 86_400)? {
-            c.poll_interval_s = v as u32;
-        }
-        if let Some(v) = self.integer(t, "calendar", "join_lead_s", 0, 3_600)? {
-            c.join_lead_s = v as u32;
-        }
-        if let Some(v) = self.integer(t, "calendar", "leave_grace_s", 0, 7_200)? {
-            c.leave_grace_s = v as u32;
-        }
-        if let Some(v) = self.boolean(t, "calendar", "join_tentative")? {
-            c.join_tentative = v;
-        }
-        if let Some((v, span)) = self.string(t, "calendar", "manual_call")? {
-            c.manual_call = match v.as_str() {
-                "offer" => ManualCall::Offer,
-                "switch" => ManualCall::Switch,
-                _ => {
-                    return Err(self.error(
-                        Some(span),
-                        Some("calendar.manual_call"),
-                        &format!("expected \"offer\" or \"switch\", got {v:?}"),
-                    ))
-                }
-            };
-        }
-        if let Some(v) = self.integer(t, "calendar", "show_next", 1, 50)? {
-            c.show_next = v as u32;
-        }
-        if let Some(item) = t.get("sources") {
-            let array = item.get_ref().as_array().ok_or_else(|| {
-                self.type_error(item, "calendar", "sources", "[[calendar.sources]] tables")
-            })?;
-            for entry in array.iter() {
-                let table = entry.get_ref().as_table().ok_or_else(|| {
-                    self.type_error(entry, "calendar", "sources", "[[calendar.sources]] tables")
-                })?;
-                c.sources.push(self.calendar_source(table, entry.span())?);
-            }
-        }
-        Ok(())
+impl fmt::Display for ManualCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ManualCall::Offer => "offer",
+            ManualCall::Switch => "switch",
+        })
+    }
+}
+
+/// `calendar.sources`: the `[[calendar.sources]]` tables, each read as [`SourceKeys`] and
+/// checked as a whole.
+struct SourceList;
+
+impl<S> Rule<S> for SourceList {
+    type Value = Vec<CalendarSource>;
+
+    fn toml_type(&self) -> &'static str {
+        "array"
     }
 
-    fn calendar_source(
+    fn expected(&self) -> String {
+        "[[calendar.sources]] tables".into()
+    }
+
+    fn read(
         &self,
-        t: &DeTable<'_>,
-        span: std::ops::Range<usize>,
-    ) -> Result<CalendarSource, ConfigError> {
-        const SECTION: &str = "calendar.sources";
-        self.check_keys(t, Some(SECTION), SOURCE_KEYS)?;
-        let Some((kind, kind_span)) = self.string(t, SECTION, "type")? else {
-            return Err(self.error(
+        r: &Reader<'_>,
+        item: &Item<'_>,
+        key: &str,
+        _: &S,
+    ) -> Result<Vec<CalendarSource>, ConfigError> {
+        let expected = "[[calendar.sources]] tables";
+        let array = item
+            .get_ref()
+            .as_array()
+            .ok_or_else(|| r.type_error(item, key, expected))?;
+        let mut sources = Vec::with_capacity(array.len());
+        for entry in array.iter() {
+            let table = entry
+                .get_ref()
+                .as_table()
+                .ok_or_else(|| r.type_error(entry, key, expected))?;
+            sources.push(SourceKeys::read(r, table)?.source(r, entry.span())?);
+        }
+        Ok(sources)
+    }
+
+    fn to_toml(&self, sources: &Vec<CalendarSource>) -> Option<toml::Value> {
+        // Only the default (no source) is ever shown.
+        sources.is_empty().then(|| toml::Value::Array(Vec::new()))
+    }
+}
+
+impl SourceKeys {
+    /// The source these keys describe; `span` is the whole table, for a missing key.
+    fn source(self, r: &Reader<'_>, span: Range<usize>) -> Result<CalendarSource, ConfigError> {
+        let Some((kind, kind_span)) = self.kind.clone() else {
+            return Err(r.error(
                 Some(span),
                 Some("calendar.sources.type"),
                 "missing; expected type = \"file\", \"ics\" or \"caldav\"",
             ));
         };
         // Keys that make no sense for this type are refused rather than ignored.
-        let refuse = |key: &str, why: &str| -> Result<(), ConfigError> {
-            match t.get(key) {
-                Some(item) => {
-                    Err(self.error(Some(item.span()), Some(&format!("{SECTION}.{key}")), why))
-                }
-                None => Ok(()),
-            }
+        let refuse = |key: &str, value: &Option<At<String>>, why: &str| match value {
+            Some((_, at)) => Err(r.error(
+                Some(at.clone()),
+                Some(&format!("calendar.sources.{key}")),
+                why,
+            )),
+            None => Ok(()),
         };
         match kind.as_str() {
             "file" => {
-                for key in ["url", "username", "password_file", "token_file"] {
-                    refuse(key, "not used by a type = \"file\" source; remove it")?;
-                }
-                let (path, path_span) = self.string(t, SECTION, "path")?.ok_or_else(|| {
-                    self.error(
+                let why = "not used by a type = \"file\" source; remove it";
+                refuse("url", &self.url, why)?;
+                refuse("username", &self.username, why)?;
+                refuse("password_file", &self.password_file, why)?;
+                refuse("token_file", &self.token_file, why)?;
+                let (path, path_span) = self.path.ok_or_else(|| {
+                    r.error(
                         Some(span.clone()),
                         Some("calendar.sources.path"),
                         "missing; a type = \"file\" source needs path = \"/etc/visio-room/room.ics\"",
                     )
                 })?;
                 Ok(CalendarSource::File {
-                    path: self.absolute_path(&path, path_span, "calendar.sources.path")?,
+                    path: absolute_path(r, &path, path_span, "calendar.sources.path")?,
                 })
             }
             "ics" | "caldav" => {
-                refuse("path", "a network source has url, not path")?;
-                let (url, url_span) = self.string(t, SECTION, "url")?.ok_or_else(|| {
-                    self.error(
+                refuse("path", &self.path, "a network source has url, not path")?;
+                let (url, url_span) = self.url.clone().ok_or_else(|| {
+                    r.error(
                         Some(span.clone()),
                         Some("calendar.sources.url"),
                         "missing; a network source needs url = \"https://…\"",
                     )
                 })?;
-                let url = self.source_url(&url, url_span, kind == "ics")?;
-                let auth = self.source_auth(t, span)?;
+                let url = source_url(r, &url, url_span, kind == "ics")?;
+                let auth = self.auth(r, span)?;
                 Ok(if kind == "ics" {
                     CalendarSource::Ics { url, auth }
                 } else {
                     CalendarSource::CalDav { url, auth }
                 })
             }
-            _ => Err(self.error(
+            _ => Err(r.error(
                 Some(kind_span),
                 Some("calendar.sources.type"),
                 &format!("expected \"file\", \"ics\" or \"caldav\", got {kind:?}"),
@@ -265,110 +281,108 @@ impl Reader<'_> {
         }
     }
 
-    fn source_url(
-        &self,
-        text: &str,
-        span: std::ops::Range<usize>,
-        webcal: bool,
-    ) -> Result<Url, ConfigError> {
-        let key = Some("calendar.sources.url");
-        let mut url = Url::parse(text.trim()).map_err(|e| {
-            self.error(
-                Some(span.clone()),
-                key,
-                &format!("{text:?} is not a URL ({e}); expected such as \"https://agenda.example.gouv.fr/rooms/4b.ics\""),
-            )
-        })?;
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(self.error(
-                Some(span),
-                key,
-                "must not contain credentials; use username and password_file (or token_file)",
-            ));
-        }
-        if webcal && url.scheme() == "webcal" {
-            // webcal:// is https:// (the scheme only tells desktops to subscribe).
-            let rest = &url.as_str()["webcal".len()..];
-            url = Url::parse(&format!("https{rest}")).expect("same URL with another scheme");
-        }
-        let loopback = match url.host() {
-            Some(Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(Host::Domain(d)) => d == "localhost",
-            None => false,
-        };
-        match url.scheme() {
-            "https" => Ok(url),
-            "http" if loopback => Ok(url),
-            "http" => Err(self.error(
-                Some(span),
-                key,
-                "http:// is only allowed on loopback; use https:// (calendar data and credentials must not travel in clear)",
-            )),
-            other => Err(self.error(
-                Some(span),
-                key,
-                &format!("expected an https:// URL{}, got {other}://", if webcal { " (or webcal://)" } else { "" }),
-            )),
-        }
-    }
-
-    fn source_auth(
-        &self,
-        t: &DeTable<'_>,
-        span: std::ops::Range<usize>,
-    ) -> Result<CalendarAuth, ConfigError> {
-        const SECTION: &str = "calendar.sources";
-        let username = self.string(t, SECTION, "username")?;
-        let password = self.string(t, SECTION, "password_file")?;
-        let token = self.string(t, SECTION, "token_file")?;
-        match (username, password, token) {
+    fn auth(self, r: &Reader<'_>, span: Range<usize>) -> Result<CalendarAuth, ConfigError> {
+        match (self.username, self.password_file, self.token_file) {
             (None, None, None) => Ok(CalendarAuth::None),
             (Some((username, _)), Some((file, file_span)), None) => Ok(CalendarAuth::Basic {
                 username,
-                password_file: self.absolute_path(
+                password_file: absolute_path(
+                    r,
                     &file,
                     file_span,
                     "calendar.sources.password_file",
                 )?,
             }),
             (None, None, Some((file, file_span))) => Ok(CalendarAuth::Bearer {
-                token_file: self.absolute_path(&file, file_span, "calendar.sources.token_file")?,
+                token_file: absolute_path(r, &file, file_span, "calendar.sources.token_file")?,
             }),
-            (Some((_, s)), None, None) => Err(self.error(
+            (Some((_, s)), None, None) => Err(r.error(
                 Some(s),
                 Some("calendar.sources.username"),
                 "needs password_file too (a file holding the password; never the password itself)",
             )),
-            (None, Some((_, s)), None) => Err(self.error(
+            (None, Some((_, s)), None) => Err(r.error(
                 Some(s),
                 Some("calendar.sources.password_file"),
                 "needs username too",
             )),
-            _ => Err(self.error(
+            _ => Err(r.error(
                 Some(span),
                 Some("calendar.sources.token_file"),
                 "use either username and password_file, or token_file, not both",
             )),
         }
     }
+}
 
-    fn absolute_path(
-        &self,
-        p: &str,
-        span: std::ops::Range<usize>,
-        key: &str,
-    ) -> Result<PathBuf, ConfigError> {
-        let path = PathBuf::from(p);
-        if path.is_absolute() && !p.chars().any(char::is_control) {
-            Ok(path)
-        } else {
-            Err(self.error(
-                Some(span),
-                Some(key),
-                &format!("expected an absolute path such as \"/etc/visio-room/calendar.secret\", got {p:?}"),
-            ))
-        }
+/// A source's URL: `https://` (`webcal://` for a feed), `http://` only on loopback, no
+/// credentials.
+fn source_url(
+    r: &Reader<'_>,
+    text: &str,
+    span: Range<usize>,
+    webcal: bool,
+) -> Result<Url, ConfigError> {
+    let key = Some("calendar.sources.url");
+    let mut url = Url::parse(text.trim()).map_err(|e| {
+        r.error(
+            Some(span.clone()),
+            key,
+            &format!("{text:?} is not a URL ({e}); expected such as \"https://agenda.example.gouv.fr/rooms/4b.ics\""),
+        )
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(r.error(
+            Some(span),
+            key,
+            "must not contain credentials; use username and password_file (or token_file)",
+        ));
+    }
+    if webcal && url.scheme() == "webcal" {
+        // webcal:// is https:// (the scheme only tells desktops to subscribe).
+        let rest = &url.as_str()["webcal".len()..];
+        url = Url::parse(&format!("https{rest}")).expect("same URL with another scheme");
+    }
+    let loopback = match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(r.error(
+            Some(span),
+            key,
+            "http:// is only allowed on loopback; use https:// (calendar data and credentials must not travel in clear)",
+        )),
+        other => Err(r.error(
+            Some(span),
+            key,
+            &format!("expected an https:// URL{}, got {other}://", if webcal { " (or webcal://)" } else { "" }),
+        )),
+    }
+}
+
+/// An absolute path (a file named in the configuration is never relative to anything).
+fn absolute_path(
+    r: &Reader<'_>,
+    p: &str,
+    span: Range<usize>,
+    key: &str,
+) -> Result<PathBuf, ConfigError> {
+    let path = PathBuf::from(p);
+    if path.is_absolute() && !p.chars().any(char::is_control) {
+        Ok(path)
+    } else {
+        Err(r.error(
+            Some(span),
+            Some(key),
+            &format!(
+                "expected an absolute path such as \"/etc/visio-room/calendar.secret\", got {p:?}"
+            ),
+        ))
     }
 }
 

@@ -1,41 +1,32 @@
 //! `[media]`: camera, microphone, display and speakers.
 
 use std::fmt;
-use std::ops::Range;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use toml::de::DeTable;
+use super::keys::{parsed, section, whole};
 
-use super::reader::Reader;
-use super::{keys_of, ConfigError};
-
-/// `[media]`: camera, microphone, display and speakers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaConfig {
-    /// The camera.
-    pub video_source: VideoSource,
-    /// The microphone.
-    pub audio_source: AudioSource,
-    /// Where remote video is shown.
-    pub video_sink: VideoSink,
-    /// Where remote audio is played.
-    pub audio_sink: AudioSink,
-    /// The size of the video the room sends.
-    pub resolution: Resolution,
-    /// Frames per second the room sends.
-    pub framerate: u32,
-}
-
-impl Default for MediaConfig {
-    fn default() -> Self {
-        MediaConfig {
-            video_source: VideoSource::Auto,
-            audio_source: AudioSource::Auto,
-            video_sink: VideoSink::Auto,
-            audio_sink: AudioSink::Auto,
-            resolution: Resolution::default(),
-            framerate: 30,
-        }
+section! {
+    /// `[media]`: camera, microphone, display and speakers.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct MediaConfig in "media" {
+        /// The camera.
+        video_source: VideoSource = VideoSource::Auto
+            => parsed("\"auto\", \"test\" or a V4L2 device path such as \"/dev/video0\""),
+        /// The microphone.
+        audio_source: AudioSource = AudioSource::Auto
+            => parsed("\"auto\", \"test\" or an ALSA device name such as \"plughw:CARD=Speaker\""),
+        /// Where remote video is shown.
+        video_sink: VideoSink = VideoSink::Auto
+            => parsed("\"auto\", \"kms\", \"window\" or \"none\""),
+        /// Where remote audio is played.
+        audio_sink: AudioSink = AudioSink::Auto
+            => parsed("\"auto\", \"none\" or an ALSA device name such as \"plughw:CARD=Speaker\""),
+        /// The size of the video the room sends.
+        resolution: Resolution = Resolution::default()
+            => parsed("\"WIDTHxHEIGHT\" such as \"1280x720\", even numbers, from 160x120 to 3840x2160"),
+        /// Frames per second the room sends.
+        framerate: u32 = 30 => whole(1, 60),
     }
 }
 
@@ -154,7 +145,7 @@ impl fmt::Display for Resolution {
     }
 }
 
-impl std::str::FromStr for Resolution {
+impl FromStr for Resolution {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
@@ -175,79 +166,74 @@ impl std::str::FromStr for Resolution {
         Ok(Resolution { width, height })
     }
 }
-impl Reader<'_> {
-    pub(super) fn media(&self, t: &DeTable<'_>, m: &mut MediaConfig) -> Result<(), ConfigError> {
-        self.check_keys(t, Some("media"), keys_of("media"))?;
-        if let Some((v, span)) = self.string(t, "media", "video_source")? {
-            m.video_source = match v.as_str() {
-                "auto" => VideoSource::Auto,
-                "test" => VideoSource::Test,
-                p if is_device_path(p) => VideoSource::Device(p.into()),
-                _ => {
-                    return Err(self.error(
-                        Some(span),
-                        Some("media.video_source"),
-                        &format!("expected \"auto\", \"test\" or a V4L2 device path such as \"/dev/video0\", got {v:?}"),
-                    ))
-                }
-            };
-        }
-        if let Some((v, span)) = self.string(t, "media", "audio_source")? {
-            m.audio_source = match v.as_str() {
-                "auto" => AudioSource::Auto,
-                "test" => AudioSource::Test,
-                d => AudioSource::Alsa(self.alsa_name(d, span, "media.audio_source")?),
-            };
-        }
-        if let Some((v, span)) = self.string(t, "media", "video_sink")? {
-            m.video_sink = match v.as_str() {
-                "auto" => VideoSink::Auto,
-                "kms" => VideoSink::Kms,
-                "window" => VideoSink::Window,
-                "none" => VideoSink::None,
-                _ => {
-                    return Err(self.error(
-                        Some(span),
-                        Some("media.video_sink"),
-                        &format!("expected \"auto\", \"kms\", \"window\" or \"none\", got {v:?}"),
-                    ))
-                }
-            };
-        }
-        if let Some((v, span)) = self.string(t, "media", "audio_sink")? {
-            m.audio_sink = match v.as_str() {
-                "auto" => AudioSink::Auto,
-                "none" => AudioSink::None,
-                d => AudioSink::Alsa(self.alsa_name(d, span, "media.audio_sink")?),
-            };
-        }
-        if let Some((v, span)) = self.string(t, "media", "resolution")? {
-            m.resolution = v
-                .parse()
-                .map_err(|e: String| self.error(Some(span), Some("media.resolution"), &e))?;
-        }
-        if let Some(v) = self.integer(t, "media", "framerate", 1, 60)? {
-            m.framerate = v as u32;
-        }
-        Ok(())
-    }
+impl FromStr for VideoSource {
+    type Err = String;
 
-    fn alsa_name(&self, d: &str, span: Range<usize>, key: &str) -> Result<String, ConfigError> {
-        let valid = !d.is_empty()
-            && d.len() <= 128
-            && d.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ",:=_-.".contains(c));
-        if valid {
-            Ok(d.to_owned())
-        } else {
-            Err(self.error(
-                Some(span),
-                Some(key),
-                &format!(
-                    "expected \"auto\", \"test\" or \"none\" as documented, or an ALSA device name such as \"hw:1,0\" or \"plughw:CARD=Speaker\", got {d:?}"
-                ),
-            ))
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(VideoSource::Auto),
+            "test" => Ok(VideoSource::Test),
+            p if is_device_path(p) => Ok(VideoSource::Device(p.into())),
+            _ => Err(format!(
+                "expected \"auto\", \"test\" or a V4L2 device path such as \"/dev/video0\", got {s:?}"
+            )),
         }
+    }
+}
+
+impl FromStr for AudioSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(AudioSource::Auto),
+            "test" => Ok(AudioSource::Test),
+            d => alsa_name(d).map(AudioSource::Alsa),
+        }
+    }
+}
+
+impl FromStr for VideoSink {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(VideoSink::Auto),
+            "kms" => Ok(VideoSink::Kms),
+            "window" => Ok(VideoSink::Window),
+            "none" => Ok(VideoSink::None),
+            _ => Err(format!(
+                "expected \"auto\", \"kms\", \"window\" or \"none\", got {s:?}"
+            )),
+        }
+    }
+}
+
+impl FromStr for AudioSink {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(AudioSink::Auto),
+            "none" => Ok(AudioSink::None),
+            d => alsa_name(d).map(AudioSink::Alsa),
+        }
+    }
+}
+
+/// An ALSA device name (`hw:1,0`, `plughw:CARD=Speaker`): a short name of letters, digits and
+/// `,:=_-.`, so that nothing else can reach the pipeline's description.
+fn alsa_name(d: &str) -> Result<String, String> {
+    let valid = !d.is_empty()
+        && d.len() <= 128
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ",:=_-.".contains(c));
+    if valid {
+        Ok(d.to_owned())
+    } else {
+        Err(format!(
+            "expected \"auto\", \"test\" or \"none\" as documented, or an ALSA device name such as \"hw:1,0\" or \"plughw:CARD=Speaker\", got {d:?}"
+        ))
     }
 }
 

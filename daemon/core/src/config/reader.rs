@@ -7,7 +7,7 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::{ConfigError, SCHEMA};
+use super::{ConfigError, SECTIONS};
 
 /// Levenshtein distance, to suggest the key a typo meant.
 pub(super) fn edit_distance(a: &str, b: &str) -> usize {
@@ -35,9 +35,6 @@ pub(super) type Item<'i> = Spanned<DeValue<'i>>;
 
 /// A value read from the file, with where it was (a byte range of the text).
 pub(super) type At<T> = (T, Range<usize>);
-
-/// A value read from the file if the key is there.
-pub(super) type Located<T> = Option<At<T>>;
 
 impl Reader<'_> {
     pub(super) fn error(
@@ -67,7 +64,7 @@ impl Reader<'_> {
                 let dotted = dotted(section, name);
                 let what = if section.is_some() { "key" } else { "section" };
                 let mut message = format!("unknown {what}; expected one of {}", known.join(", "));
-                if let Some((home, _)) = SCHEMA
+                if let Some((home, _)) = SECTIONS
                     .iter()
                     .find(|(s, keys)| Some(*s) != section && keys.contains(&name))
                 {
@@ -101,114 +98,16 @@ impl Reader<'_> {
         }
     }
 
-    pub(super) fn item<'t, 'i>(&self, t: &'t DeTable<'i>, key: &str) -> Option<&'t Item<'i>> {
-        t.get(key)
-    }
-
-    pub(super) fn type_error(
-        &self,
-        item: &Item<'_>,
-        section: &str,
-        key: &str,
-        expected: &str,
-    ) -> ConfigError {
+    /// `key` (dotted) holds a value of the wrong type: what was `expected`, and what it got.
+    pub(super) fn type_error(&self, item: &Item<'_>, key: &str, expected: &str) -> ConfigError {
         self.error(
             Some(item.span()),
-            Some(&format!("{section}.{key}")),
+            Some(key),
             &format!(
                 "expected {expected}, got {}",
                 a_type(item.get_ref().type_str())
             ),
         )
-    }
-
-    pub(super) fn string(
-        &self,
-        t: &DeTable<'_>,
-        section: &str,
-        key: &str,
-    ) -> Result<Located<String>, ConfigError> {
-        let Some(item) = self.item(t, key) else {
-            return Ok(None);
-        };
-        match item.get_ref().as_str() {
-            Some(s) => Ok(Some((s.to_owned(), item.span()))),
-            None => Err(self.type_error(item, section, key, "a string")),
-        }
-    }
-
-    pub(super) fn strings(
-        &self,
-        t: &DeTable<'_>,
-        section: &str,
-        key: &str,
-    ) -> Result<Located<Vec<At<String>>>, ConfigError> {
-        let Some(item) = self.item(t, key) else {
-            return Ok(None);
-        };
-        let array = item
-            .get_ref()
-            .as_array()
-            .ok_or_else(|| self.type_error(item, section, key, "a list of strings"))?;
-        let mut out = Vec::new();
-        for element in array.iter() {
-            match element.get_ref().as_str() {
-                Some(s) => out.push((s.to_owned(), element.span())),
-                None => {
-                    return Err(self.type_error(element, section, key, "a list of strings"));
-                }
-            }
-        }
-        Ok(Some((out, item.span())))
-    }
-
-    pub(super) fn boolean(
-        &self,
-        t: &DeTable<'_>,
-        section: &str,
-        key: &str,
-    ) -> Result<Option<bool>, ConfigError> {
-        let Some(item) = self.item(t, key) else {
-            return Ok(None);
-        };
-        item.get_ref()
-            .as_bool()
-            .map(Some)
-            .ok_or_else(|| self.type_error(item, section, key, "true or false"))
-    }
-
-    pub(super) fn integer(
-        &self,
-        t: &DeTable<'_>,
-        section: &str,
-        key: &str,
-        min: i64,
-        max: i64,
-    ) -> Result<Option<i64>, ConfigError> {
-        let Some(item) = self.item(t, key) else {
-            return Ok(None);
-        };
-        let expected = format!("a whole number from {min} to {max}");
-        let integer = item
-            .get_ref()
-            .as_integer()
-            .ok_or_else(|| self.type_error(item, section, key, &expected))?;
-        let value = i64::from_str_radix(&integer.as_str().replace('_', ""), integer.radix())
-            .map_err(|_| {
-                self.error(
-                    Some(item.span()),
-                    Some(&format!("{section}.{key}")),
-                    &format!("expected {expected}, got {}", integer.as_str()),
-                )
-            })?;
-        if !(min..=max).contains(&value) {
-            return Err(self.error(
-                Some(item.span()),
-                Some(&format!("{section}.{key}")),
-                &format!("expected {expected}, got {value}"),
-            ));
-        }
-        Ok(Some(value))
     }
 }
 
