@@ -11,6 +11,7 @@ use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
 use super::forward::Forwarder;
 use super::participant::Participant;
+use super::simulcast::spatial_for_quality;
 
 /// A downgrade of the qualities a publisher is asked to send (fewer subscribers, smaller
 /// windows) waits this long, so that a subscriber coming right back does not make it stop and
@@ -27,7 +28,7 @@ const QUALITIES: [proto::VideoQuality; 3] = [
 /// The quality a subscriber's `UpdateTrackSettings` asks for, given the published layers:
 /// with dimensions, the smallest layer covering them (else the largest); without, the
 /// requested quality. `None` when the subscriber disabled the track.
-fn wanted_quality(
+pub(super) fn wanted_quality(
     settings: Option<&proto::UpdateTrackSettings>,
     layers: &[proto::VideoLayer],
 ) -> Option<proto::VideoQuality> {
@@ -71,10 +72,9 @@ fn subscribed_qualities(max: Option<proto::VideoQuality>) -> Vec<proto::Subscrib
 }
 
 impl Forwarder {
-    /// The highest quality any enabled subscriber wants now (`None`: nobody wants video).
-    async fn wanted_by_subscribers(&self) -> Option<proto::VideoQuality> {
-        let layers = self
-            .publisher
+    /// The layers the publisher announced for this track (`AddTrackRequest.layers`).
+    pub(super) fn published_layers(&self) -> Vec<proto::VideoLayer> {
+        self.publisher
             .upgrade()
             .and_then(|p| {
                 let st = p.state.lock().unwrap();
@@ -83,7 +83,22 @@ impl Forwarder {
                     .find(|(_, t)| t.sid == self.track_sid)
                     .map(|(_, t)| t.layers.clone())
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The spatial layer a subscriber with `settings` should get (the top one when it said
+    /// nothing, as LiveKit subscribes at the highest quality).
+    pub(super) fn target_layer(
+        settings: Option<&proto::UpdateTrackSettings>,
+        layers: &[proto::VideoLayer],
+    ) -> u8 {
+        let quality = wanted_quality(settings, layers).unwrap_or(proto::VideoQuality::High);
+        spatial_for_quality(quality, layers)
+    }
+
+    /// The highest quality any enabled subscriber wants now (`None`: nobody wants video).
+    async fn wanted_by_subscribers(&self) -> Option<proto::VideoQuality> {
+        let layers = self.published_layers();
         let subscribers: Vec<Arc<Participant>> = self
             .downstream
             .lock()

@@ -1,6 +1,6 @@
-//! Keyframe requests: a subscriber's PLI or FIR, a simulcast switch or a new subscription asks
-//! the publisher for a keyframe (a PLI on the layer forwarded or switched to), at most every
-//! 300 ms. NACKs need nothing here: webrtc-rs' interceptors generate them towards publishers and
+//! Keyframe requests (livekit/livekit `pkg/sfu/downtrack.go`): a subscriber's PLI or FIR, a
+//! layer switch or a new subscription asks the publisher for a keyframe (a PLI on the layer
+//! forwarded or switched to), at most every 300 ms per layer. NACKs need nothing here: webrtc-rs' interceptors generate them towards publishers and
 //! answer them towards subscribers.
 
 use std::sync::atomic::Ordering;
@@ -15,21 +15,41 @@ use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use super::forward::Forwarder;
 
 impl Forwarder {
-    /// Asks the publisher for a keyframe of the layer being forwarded or switched to (at most
-    /// every 300 ms).
+    /// Asks the publisher for a keyframe of each layer a subscriber gets or is switching to
+    /// (any layer before one is chosen).
     pub(super) async fn request_keyframe(&self) {
+        let mut ssrcs: Vec<u32> = Vec::new();
+        for d in self.downstream.lock().await.iter() {
+            let lane = d.lane.lock().unwrap();
+            let s = &lane.simulcast;
+            if let Some(ssrc) = s.pending.or(s.current) {
+                ssrcs.push(ssrc);
+            }
+        }
+        if ssrcs.is_empty() {
+            // SVC (one stream), or nothing chosen yet: the best layer known.
+            ssrcs.extend(self.layers.lock().unwrap().last().map(|l| l.ssrc));
+        }
+        ssrcs.sort_unstable();
+        ssrcs.dedup();
+        for ssrc in ssrcs {
+            self.request_keyframe_on(ssrc).await;
+        }
+    }
+
+    /// Sends a PLI for layer `ssrc` to the publisher, at most every 300 ms per layer.
+    pub(super) async fn request_keyframe_on(&self, ssrc: u32) {
         {
             let mut last = self.last_keyframe_request.lock().unwrap();
-            if last.is_some_and(|t| t.elapsed() < Duration::from_millis(300)) {
+            let now = Instant::now();
+            if last
+                .get(&ssrc)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_millis(300))
+            {
                 return;
             }
-            *last = Some(Instant::now());
+            last.insert(ssrc, now);
         }
-        let ssrc = {
-            let sel = self.selection.lock().unwrap();
-            sel.pending.or(sel.current)
-        };
-        let Some(ssrc) = ssrc else { return };
         let Some(publisher) = self.publisher.upgrade() else {
             return;
         };

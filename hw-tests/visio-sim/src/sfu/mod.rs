@@ -53,6 +53,7 @@ mod room;
 mod simulcast;
 mod subscription;
 mod summary;
+mod svc;
 
 use participant::ParticipantState;
 

@@ -12,10 +12,9 @@ use proto::signal_response::Message as Resp;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::track::track_remote::TrackRemote;
 
-use super::forward::{Downstream, Forwarder, MediaCounters, Rewriter};
+use super::forward::{Downstream, Forwarder, MediaCounters};
 use super::participant::Participant;
 use super::rand_id;
-use super::simulcast::Selection;
 
 /// How long a publisher track whose receiver stopped may take to come back (renegotiation)
 /// before it counts as unpublished.
@@ -177,10 +176,9 @@ impl Participant {
                         kind: track.kind(),
                         codec: codec.capability.clone(),
                         layers: Mutex::new(Vec::new()),
-                        selection: Mutex::new(Selection::default()),
-                        rewriter: Mutex::new(Rewriter::default()),
+                        svc_layers: Mutex::new([None; 8]),
                         downstream: tokio::sync::Mutex::new(Vec::new()),
-                        last_keyframe_request: Mutex::new(None),
+                        last_keyframe_request: Mutex::new(Default::default()),
                         audio_level_ext,
                         dynacast_sent: Mutex::new(Some(proto::VideoQuality::High)),
                         counters: MediaCounters::default(),

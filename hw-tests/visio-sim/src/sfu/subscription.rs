@@ -1,8 +1,9 @@
 //! Subscriptions: a published track added to (or removed from) a subscriber's connection,
 //! `UpdateSubscription`, and `UpdateTrackSettings` (a disabled track is not forwarded to that
-//! subscriber; the settings feed dynacast).
+//! subscriber; the size or quality asked for sets the layer it gets; the settings feed
+//! dynacast).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use livekit_protocol as proto;
@@ -59,19 +60,22 @@ impl Participant {
             }
         };
         forward_keyframe_requests(sender.clone(), Arc::downgrade(f));
-        let disabled = self
+        let settings = self
             .state
             .lock()
             .unwrap()
             .track_settings
             .get(&f.track_sid)
-            .is_some_and(|s| s.disabled);
-        f.downstream.lock().await.push(Downstream {
-            subscriber: Arc::downgrade(self),
+            .cloned();
+        let disabled = settings.as_ref().is_some_and(|s| s.disabled);
+        let target = Forwarder::target_layer(settings.as_ref(), &f.published_layers());
+        f.downstream.lock().await.push(Downstream::new(
+            Arc::downgrade(self),
             local,
             sender,
-            disabled: Arc::new(AtomicBool::new(disabled)),
-        });
+            disabled,
+            target,
+        ));
         if f.kind == RTPCodecType::Video {
             f.request_keyframe().await;
         }
@@ -121,15 +125,23 @@ impl Participant {
                 .lock()
                 .unwrap()
                 .track_settings
-                .insert(sid.clone(), one);
+                .insert(sid.clone(), one.clone());
             let Some(f) = room.forwarder(sid) else {
                 continue;
             };
             let mut resumed = false;
+            // The layer this subscriber gets follows the size it shows the video at
+            // (livekit `pkg/rtc/subscribedtrack.go` `UpdateVideoLayer` → the forwarder's
+            // max layer); the switch itself happens in the selectors, at a keyframe.
+            let target = Forwarder::target_layer(Some(&one), &f.published_layers());
             for d in f.downstream.lock().await.iter() {
                 if d.subscriber.upgrade().is_some_and(|s| s.sid == self.sid) {
                     let was = d.disabled.swap(settings.disabled, Ordering::Relaxed);
                     resumed |= was && !settings.disabled;
+                    let before = d.target.swap(target, Ordering::Relaxed);
+                    if before != target {
+                        tracing::debug!(identity = %self.identity, track = %sid, from = before, to = target, "target layer");
+                    }
                 }
             }
             if resumed && f.kind == RTPCodecType::Video {

@@ -64,6 +64,13 @@ pub struct SubscriptionSummary {
     pub fps: u32,
     /// Quality asked for without dimensions (`low`, `medium`, `high`, `off`).
     pub quality: String,
+    /// The layer forwarded to it now: a simulcast rid (`q`, `h`, `f`, or empty for one
+    /// layer), `S0`.. for a VP9 spatial layer, null before the first packet.
+    pub layer: Option<String>,
+    /// RTP packets forwarded to it.
+    pub packets_out: u64,
+    /// Their bytes (header and payload).
+    pub bytes_out: u64,
 }
 
 impl Participant {
@@ -79,14 +86,21 @@ impl Participant {
             let f = forwarders.get(&t.sid);
             let mut subscriptions = Vec::new();
             if let Some(f) = f {
-                let subscribers: Vec<Arc<Participant>> = f
+                let subscribers: Vec<(Arc<Participant>, Option<String>, u64, u64)> = f
                     .downstream
                     .lock()
                     .await
                     .iter()
-                    .filter_map(|d| d.subscriber.upgrade())
+                    .filter_map(|d| {
+                        Some((
+                            d.subscriber.upgrade()?,
+                            d.layer(f),
+                            d.packets_out.load(Ordering::Relaxed),
+                            d.bytes_out.load(Ordering::Relaxed),
+                        ))
+                    })
                     .collect();
-                for sub in subscribers {
+                for (sub, layer, packets_out, bytes_out) in subscribers {
                     let settings = sub
                         .state
                         .lock()
@@ -107,6 +121,9 @@ impl Participant {
                         quality: proto::VideoQuality::try_from(s.quality)
                             .map(|q| q.as_str_name().to_lowercase())
                             .unwrap_or_default(),
+                        layer,
+                        packets_out,
+                        bytes_out,
                     });
                 }
             }

@@ -20,7 +20,8 @@ second as a reliable data packet (topic "visio-sim-test"), to everyone or to the
 named NAME; received packets are listed under "data". --dynacast lets the SDK pause the
 simulcast layers nobody subscribes to (SubscribedQualityUpdate). --control FILE: each second,
 new lines of FILE are commands: "unsubscribe-video" / "subscribe-video" (every remote video
-publication, `set_subscribed`).
+publication, `set_subscribed`), "quality-low" / "quality-medium" / "quality-high" (every
+remote video publication, `set_video_quality`: UpdateTrackSettings with that quality).
 """
 
 import argparse
@@ -35,6 +36,12 @@ import urllib.request
 
 import numpy as np
 from livekit import rtc
+
+QUALITIES = {
+    "quality-low": rtc.VideoQuality.VIDEO_QUALITY_LOW,
+    "quality-medium": rtc.VideoQuality.VIDEO_QUALITY_MEDIUM,
+    "quality-high": rtc.VideoQuality.VIDEO_QUALITY_HIGH,
+}
 
 
 def meet_lobby(url: str, room: str, name: str) -> tuple[str, str]:
@@ -208,7 +215,11 @@ async def run(args, room: rtc.Room, remote: dict, data: list, start: float, conn
             for command in commands[done:]:
                 for p in room.remote_participants.values():
                     for pub in p.track_publications.values():
-                        if pub.kind == rtc.TrackKind.KIND_VIDEO:
+                        if pub.kind != rtc.TrackKind.KIND_VIDEO:
+                            continue
+                        if command.startswith("quality-"):
+                            pub.set_video_quality(QUALITIES[command])
+                        else:
                             pub.set_subscribed(command == "subscribe-video")
             done = len(commands)
         if args.send_data and room.isconnected():
