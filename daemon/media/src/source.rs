@@ -122,6 +122,9 @@ impl CameraSource {
 /// Opens a V4L2 device with `v4l2src` (READY state only: no streaming) and reads the formats
 /// its source pad offers.
 pub fn query_v4l2_formats(device: &Path) -> Result<CameraFormats, MediaError> {
+    // Called while resolving the configuration, before any pipeline has initialised GStreamer
+    // (found by hw-tests/qemu/run camera-call: visio-roomd panicked on joining with a camera).
+    crate::init()?;
     let camera_error = |reason: String| MediaError::Camera {
         device: device.display().to_string(),
         reason,
