@@ -324,19 +324,22 @@ fn run_mixer(
                 Err(e) => break e,
             }
             let mut failed = None;
+            // Steps build on each other even when several come before the next read.
+            let mut level = last.unwrap_or(0);
             loop {
                 match commands.try_recv() {
                     Ok(MixerCommand::Set(p, reply)) => {
                         let r = mixer.set_volume(p);
-                        if let Err(e) = &r {
-                            failed = Some(e.clone());
+                        match &r {
+                            Ok(v) => level = *v,
+                            Err(e) => failed = Some(e.clone()),
                         }
                         let _ = reply.send(r);
                     }
                     Ok(MixerCommand::Step(up)) => {
-                        let now = last.unwrap_or(0);
-                        if let Err(e) = mixer.set_volume(stepped(now, cfg.step, up)) {
-                            failed = Some(e);
+                        match mixer.set_volume(stepped(level, cfg.step, up)) {
+                            Ok(v) => level = v,
+                            Err(e) => failed = Some(e),
                         }
                     }
                     Err(std::sync::mpsc::TryRecvError::Empty) => break,

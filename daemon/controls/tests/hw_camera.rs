@@ -1,0 +1,131 @@
+//! Cameras on vivid, the kernel's Virtual Video Test Driver: enumeration, formats and frame
+//! sizes, the format choice, controls round-trip, and its "Disconnect" control as an unplug
+//! (then the module reloaded as a plug). Needs vivid loaded (and `modprobe` for the replug).
+//! vivid has no pan/tilt/zoom. See tests/HW.md.
+
+mod hw_support;
+
+use std::time::Duration;
+
+use hw_support::*;
+use visio_room_controls::camera::{self, Camera, ControlKind};
+use visio_room_controls::config::ControlsConfig;
+use visio_room_controls::{ControlEvent, Controls, DeviceKind};
+
+fn vivid() -> camera::CameraInfo {
+    camera::list()
+        .into_iter()
+        .find(|c| c.driver == "vivid")
+        .unwrap_or_else(|| panic!("no vivid capture node; cameras: {:?}", camera::list()))
+}
+
+#[test]
+#[cfg_attr(
+    not(visio_hw_tests),
+    ignore = "needs real kernel drivers (QEMU guest): build and run with VISIO_HW_TESTS=1, see daemon/controls/tests/HW.md"
+)]
+fn vivid_formats_sizes_and_the_choice_for_720p() {
+    require("/sys/module/vivid", "the vivid module (`modprobe vivid`)");
+    let cam = vivid();
+    eprintln!(
+        "{} {} {}: {} formats",
+        cam.path.display(),
+        cam.name,
+        cam.bus,
+        cam.formats.len()
+    );
+    let yuyv = cam
+        .formats
+        .iter()
+        .find(|f| f.fourcc == "YUYV")
+        .expect("vivid offers YUYV");
+    assert!(!yuyv.sizes.is_empty());
+    assert!(
+        yuyv.sizes.iter().any(|s| s.max_fps.is_some()),
+        "frame rates known: {yuyv:?}"
+    );
+    let c = camera::choose_format(&cam.formats, 1280, 720, 30.0).expect("a choice");
+    eprintln!("choice for 1280x720@30: {c:?}");
+    assert!(c.width >= 1280 && c.height >= 720, "{c:?}");
+}
+
+#[test]
+#[cfg_attr(
+    not(visio_hw_tests),
+    ignore = "needs real kernel drivers (QEMU guest): build and run with VISIO_HW_TESTS=1, see daemon/controls/tests/HW.md"
+)]
+fn vivid_controls_round_trip() {
+    require("/sys/module/vivid", "the vivid module (`modprobe vivid`)");
+    let cam = Camera::open(&vivid().path).expect("open vivid");
+    let controls = cam.controls().expect("controls");
+    let keys: Vec<&str> = controls.iter().map(|c| c.key.as_str()).collect();
+    eprintln!("vivid controls: {keys:?}");
+    let b = controls
+        .iter()
+        .find(|c| c.key == "brightness")
+        .expect("brightness");
+    assert_eq!(b.kind, ControlKind::Integer);
+    let want = if b.value == Some(b.max) { b.min } else { b.max };
+    cam.set("brightness", want).expect("set brightness");
+    assert_eq!(cam.get("brightness").unwrap(), want);
+    cam.set("brightness", b.default).unwrap();
+    let e = cam.set("brightness", b.max + 1).unwrap_err();
+    assert!(e.message.contains("out of range"), "{e}");
+    // vivid has no zoom: the error lists what there is.
+    let e = cam.set("zoom_absolute", 1).unwrap_err();
+    assert!(e.message.contains("brightness"), "{e}");
+    assert!(
+        controls
+            .iter()
+            .any(|c| c.key == "disconnect" && c.kind == ControlKind::Button),
+        "vivid's Disconnect button control"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(visio_hw_tests),
+    ignore = "needs real kernel drivers (QEMU guest): build and run with VISIO_HW_TESTS=1, see daemon/controls/tests/HW.md"
+)]
+async fn vivid_disconnect_is_seen_as_unplugged_and_a_reload_as_plugged_back() {
+    init_logs();
+    require("/sys/module/vivid", "the vivid module (`modprobe vivid`)");
+    #[derive(serde::Deserialize)]
+    struct File {
+        controls: ControlsConfig,
+    }
+    let f: File =
+        toml::from_str("[controls]\nspeakerphone = \"off\"\n[controls.volume]\nmixer = \"off\"\n")
+            .unwrap();
+    let mut controls = Controls::start(f.controls.validate().unwrap());
+    let cam = vivid();
+    let path = cam.path.display().to_string();
+    wait_event(&mut controls, Duration::from_secs(5), "vivid listed", |e| {
+        matches!(e, ControlEvent::DeviceAppeared { kind: DeviceKind::Camera, path: p, .. } if *p == path)
+    })
+    .await;
+    {
+        let c = Camera::open(&cam.path).unwrap();
+        c.set("disconnect", 1).expect("press vivid's Disconnect");
+    }
+    wait_event(&mut controls, Duration::from_secs(10), "vivid gone", |e| {
+        matches!(e, ControlEvent::DeviceGone { kind: DeviceKind::Camera, path: p } if *p == path)
+    })
+    .await;
+    // Plugged back: reload the module (the Disconnect control cannot be undone).
+    let status = std::process::Command::new("sh")
+        .args(["-c", "modprobe -r vivid && modprobe vivid"])
+        .status()
+        .expect("run modprobe");
+    assert!(status.success(), "reloading vivid failed: {status}");
+    wait_event(&mut controls, Duration::from_secs(10), "vivid back", |e| {
+        matches!(
+            e,
+            ControlEvent::DeviceAppeared {
+                kind: DeviceKind::Camera,
+                ..
+            }
+        )
+    })
+    .await;
+}
