@@ -15,9 +15,10 @@ use livekit_protocol as proto;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
-use webrtc::track::track_local::TrackLocalWriter;
+use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 
 use super::participant::Participant;
+use super::red::{is_red, RedDownTrack};
 use super::simulcast::{starts_keyframe, Decision, Layer, SimulcastSelector, LAYER_STALE};
 use super::svc::{Vp9Descriptor, Vp9Selector};
 
@@ -36,7 +37,7 @@ pub struct MediaCounters {
 
 pub(super) struct Downstream {
     pub(super) subscriber: Weak<Participant>,
-    pub(super) local: Arc<TrackLocalStaticRTP>,
+    pub(super) local: DownTrack,
     pub(super) sender: Arc<RTCRtpSender>,
     /// The subscriber disabled this track (`UpdateTrackSettings.disabled`): not forwarded.
     pub(super) disabled: Arc<AtomicBool>,
@@ -53,7 +54,7 @@ pub(super) struct Downstream {
 impl Downstream {
     pub(super) fn new(
         subscriber: Weak<Participant>,
-        local: Arc<TrackLocalStaticRTP>,
+        local: DownTrack,
         sender: Arc<RTCRtpSender>,
         disabled: bool,
         target: u8,
@@ -78,6 +79,53 @@ impl Downstream {
             return Some(format!("S{s}"));
         }
         lane.simulcast.current.map(|ssrc| f.rid_of(ssrc))
+    }
+}
+
+/// The track a subscriber's connection sends: the publisher's codec as it is, or for RED a
+/// track that becomes plain Opus for a subscriber without RED (`red.rs`).
+pub(super) enum DownTrack {
+    Plain(Arc<TrackLocalStaticRTP>),
+    Red(Arc<RedDownTrack>),
+}
+
+impl DownTrack {
+    pub(super) fn new(
+        codec: &webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability,
+        id: String,
+        stream_id: String,
+    ) -> Self {
+        if is_red(&codec.mime_type) {
+            Self::Red(Arc::new(RedDownTrack::new(codec.clone(), id, stream_id)))
+        } else {
+            Self::Plain(Arc::new(TrackLocalStaticRTP::new(
+                codec.clone(),
+                id,
+                stream_id,
+            )))
+        }
+    }
+
+    pub(super) fn track_local(&self) -> Arc<dyn TrackLocal + Send + Sync> {
+        match self {
+            Self::Plain(t) => t.clone(),
+            Self::Red(t) => t.clone(),
+        }
+    }
+
+    async fn write_rtp(&self, pkt: &webrtc::rtp::packet::Packet) -> Result<usize, webrtc::Error> {
+        match self {
+            Self::Plain(t) => t.write_rtp(pkt).await,
+            Self::Red(t) => t.write_rtp(pkt).await,
+        }
+    }
+
+    /// The codec sent, for the admin listing (`audio/opus` for a RED track stripped).
+    pub(super) fn sent_codec(&self, published: &str) -> String {
+        match self {
+            Self::Red(t) if t.primary_only() => webrtc::api::media_engine::MIME_TYPE_OPUS.into(),
+            _ => published.to_owned(),
+        }
     }
 }
 

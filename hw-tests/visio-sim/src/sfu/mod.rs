@@ -49,6 +49,7 @@ mod keyframes;
 mod negotiation;
 mod participant;
 mod publish;
+mod red;
 mod room;
 mod simulcast;
 mod subscription;
@@ -168,6 +169,9 @@ impl Sfu {
     pub fn new(ice_scope: IceScope, ice_agent: IceAgent) -> Result<Self, SfuError> {
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
+        // RED after Opus, as LiveKit registers it (livekit/livekit `pkg/rtc/mediaengine.go`,
+        // `registerCodecs`; RED is in the default `room.enabled_codecs`, `pkg/config/config.go`).
+        media.register_codec(red::red_codec(), RTPCodecType::Audio)?;
         for uri in [
             webrtc::sdp::extmap::SDES_MID_URI,
             webrtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
@@ -395,13 +399,19 @@ impl Sfu {
             ping_interval: 5,
             server_info: Some(server_info()),
             ice_servers: self.ice_servers.clone(),
-            enabled_publish_codecs: ["audio/opus", "video/VP8", "video/VP9", "video/H264"]
-                .iter()
-                .map(|m| proto::Codec {
-                    mime: (*m).into(),
-                    fmtp_line: String::new(),
-                })
-                .collect(),
+            enabled_publish_codecs: [
+                "audio/opus",
+                "audio/red",
+                "video/VP8",
+                "video/VP9",
+                "video/H264",
+            ]
+            .iter()
+            .map(|m| proto::Codec {
+                mime: (*m).into(),
+                fmtp_line: String::new(),
+            })
+            .collect(),
             ..Default::default()
         };
         participant.send(Resp::Join(join));

@@ -1,5 +1,5 @@
 //! SDP offer/answer on the two peer connections: the client's publisher offer answered with
-//! its own video codec order, and the SFU's subscriber offers (one at a time, queued while one
+//! the codec its `AddTrack` announced first (and RED for audio), as LiveKit answers, and the SFU's subscriber offers (one at a time, queued while one
 //! is in flight, with an ICE restart after a resume).
 
 use std::sync::atomic::Ordering;
@@ -15,21 +15,29 @@ use super::ice::{PUBLISHER, SUBSCRIBER};
 use super::participant::Participant;
 use super::SfuError;
 
-/// The video codecs of the m-section `mid` of an offer, in the offer's order (RTX, RED and
-/// FEC left out), with the feedback this SFU answers for video.
-fn offered_video_codecs(
-    sdp: &str,
-    mid: &str,
+/// The m-section `mid` of an SDP.
+fn section<'a>(sdp: &'a str, mid: &str) -> Option<&'a str> {
+    let mid_line = format!("a=mid:{mid}");
+    sdp.split("\r\nm=")
+        .find(|s| s.lines().any(|l| l.trim() == mid_line))
+}
+
+/// The track id of a section's `a=msid:<stream> <track>` (livekit-client's `cid`).
+fn section_track_id(section: &str) -> Option<&str> {
+    section
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=msid:"))
+        .and_then(|v| v.split_whitespace().nth(1))
+}
+
+/// The codecs of an offer's m-section this SFU can take (video: VP8, VP9, H.264, AV1 with the
+/// feedback it answers; audio: Opus and RED), in the offer's order.
+fn offered_codecs(
+    section: &str,
+    kind: RTPCodecType,
 ) -> Vec<webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters> {
     use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTCRtpCodecParameters};
     use webrtc::rtp_transceiver::RTCPFeedback;
-    let mid_line = format!("a=mid:{mid}");
-    let Some(section) = sdp
-        .split("\r\nm=")
-        .find(|s| s.lines().any(|l| l.trim() == mid_line))
-    else {
-        return Vec::new();
-    };
     let order: Vec<u8> = section
         .lines()
         .next()
@@ -58,19 +66,28 @@ fn offered_video_codecs(
         parameter: (*parameter).into(),
     })
     .collect();
+    let (prefix, names, feedback): (&str, &[&str], Vec<RTCPFeedback>) =
+        if kind == RTPCodecType::Audio {
+            ("audio", &["OPUS", "RED"], Vec::new())
+        } else {
+            ("video", &["VP8", "VP9", "H264", "AV1"], feedback)
+        };
     order
         .into_iter()
         .filter_map(|pt| {
             let rtpmap = attr("a=rtpmap:", pt)?;
-            let (name, rate) = rtpmap.split_once('/')?;
-            if !["VP8", "VP9", "H264", "AV1"].contains(&name.to_ascii_uppercase().as_str()) {
+            let mut parts = rtpmap.split('/');
+            let name = parts.next()?;
+            let rate = parts.next()?;
+            let channels = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+            if !names.contains(&name.to_ascii_uppercase().as_str()) {
                 return None;
             }
             Some(RTCRtpCodecParameters {
                 capability: RTCRtpCodecCapability {
-                    mime_type: format!("video/{name}"),
+                    mime_type: format!("{prefix}/{name}"),
                     clock_rate: rate.parse().unwrap_or(90000),
-                    channels: 0,
+                    channels,
                     sdp_fmtp_line: attr("a=fmtp:", pt).unwrap_or_default(),
                     rtcp_feedback: feedback.clone(),
                 },
@@ -79,6 +96,42 @@ fn offered_video_codecs(
             })
         })
         .collect()
+}
+
+/// The codec the publisher's answer puts first for a section, as LiveKit chooses it
+/// (livekit/livekit `pkg/rtc/participant_sdp.go`, `setCodecPreferencesForPublisherMedia` and
+/// `setCodecPreferencesOpusRedForPublisher`): for video, the codec the `AddTrack` named for
+/// that transceiver (its `simulcast_codecs` entry with the section's track id as `cid`, else
+/// the first); for audio, RED when the offer has RED over its Opus and the track did not say
+/// `disable_red`, else Opus. `None`: no `AddTrack` for that section, the offer's order stands.
+fn preferred_codec(
+    kind: RTPCodecType,
+    track: &proto::TrackInfo,
+    track_id: &str,
+    offered: &[webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters],
+) -> Option<String> {
+    if kind == RTPCodecType::Audio {
+        let opus = offered
+            .iter()
+            .find(|c| c.capability.mime_type.eq_ignore_ascii_case("audio/opus"))?;
+        let red_over_opus = offered.iter().any(|c| {
+            c.capability.mime_type.eq_ignore_ascii_case("audio/red")
+                && c.capability
+                    .sdp_fmtp_line
+                    .contains(&opus.payload_type.to_string())
+        });
+        return Some(if red_over_opus && !track.disable_red {
+            "audio/red".into()
+        } else {
+            "audio/opus".into()
+        });
+    }
+    track
+        .codecs
+        .iter()
+        .find(|c| c.cid == track_id || (!c.sdp_cid.is_empty() && c.sdp_cid == track_id))
+        .or(track.codecs.first())
+        .map(|c| c.mime_type.clone())
 }
 
 impl Participant {
@@ -154,7 +207,7 @@ impl Participant {
         self.publisher
             .set_remote_description(RTCSessionDescription::offer(desc.sdp)?)
             .await?;
-        self.prefer_offered_video_codecs(&sdp).await;
+        self.prefer_publisher_codecs(&sdp).await;
         self.flush_candidates(PUBLISHER).await;
         let answer = self.publisher.create_answer(None).await?;
         self.publisher.set_local_description(answer.clone()).await?;
@@ -167,20 +220,41 @@ impl Participant {
         Ok(())
     }
 
-    /// Answers each video section with the publisher's own codec order (webrtc-rs would
-    /// otherwise answer in its registration order, VP8 first), so that a client asking for
-    /// H.264 or VP9 gets it.
-    async fn prefer_offered_video_codecs(&self, offer: &str) {
+    /// Orders each section's codecs for the answer as LiveKit does (`preferred_codec`): the
+    /// codec the publisher announced first, the others in the offer's order. webrtc-rs would
+    /// otherwise answer in its registration order (VP8 first, Opus before RED).
+    async fn prefer_publisher_codecs(&self, offer: &str) {
         for t in self.publisher.get_transceivers().await {
-            if t.kind() != RTPCodecType::Video {
-                continue;
-            }
+            let kind = t.kind();
             let Some(mid) = t.mid() else { continue };
+            let Some(section) = section(offer, &mid) else {
+                continue;
+            };
+            let mut offered = offered_codecs(section, kind);
+            let track_id = section_track_id(section).unwrap_or_default();
+            let track = {
+                let st = self.state.lock().unwrap();
+                st.tracks
+                    .iter()
+                    .find(|(cid, _)| !track_id.is_empty() && cid == track_id)
+                    .map(|(_, t)| t.clone())
+            };
+            if let Some(first) = track
+                .as_ref()
+                .and_then(|track| preferred_codec(kind, track, track_id, &offered))
+            {
+                // Stable: the preferred codec's entries first, the rest in offer order.
+                offered.sort_by_key(|c| !c.capability.mime_type.eq_ignore_ascii_case(&first));
+                tracing::debug!(identity = %self.identity, mid = %mid, codec = %first, "publisher codec preferred");
+            }
             let mut supported = Vec::new();
-            for codec in offered_video_codecs(offer, &mid) {
+            for codec in offered {
                 if t.set_codec_preferences(vec![codec.clone()]).await.is_ok() {
                     supported.push(codec);
                 }
+            }
+            if supported.is_empty() {
+                continue;
             }
             if let Err(e) = t.set_codec_preferences(supported).await {
                 tracing::debug!(error = %e, "codec preferences not applied");

@@ -108,6 +108,27 @@ impl Participant {
             stereo: req.stereo,
             disable_red: req.disable_red,
             stream: req.stream.clone(),
+            // The codecs the client will publish, with the transceiver (cid) of each, as
+            // LiveKit records them (livekit/livekit `pkg/rtc/participant.go`,
+            // `addPendingTrackLocked`): what the publisher answer puts first.
+            codecs: req
+                .simulcast_codecs
+                .iter()
+                .filter(|c| !c.codec.is_empty())
+                .map(|c| proto::SimulcastCodecInfo {
+                    mime_type: if c.codec.contains('/') {
+                        c.codec.clone()
+                    } else if req.r#type == proto::TrackType::Audio as i32 {
+                        format!("audio/{}", c.codec)
+                    } else {
+                        format!("video/{}", c.codec)
+                    },
+                    cid: c.cid.clone(),
+                    layers: c.layers.clone(),
+                    video_layer_mode: c.video_layer_mode,
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         };
         {

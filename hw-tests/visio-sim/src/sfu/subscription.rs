@@ -10,9 +10,8 @@ use livekit_protocol as proto;
 use proto::signal_response::Message as Resp;
 
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
-use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 
-use super::forward::{Downstream, Forwarder};
+use super::forward::{DownTrack, Downstream, Forwarder};
 use super::keyframes::forward_keyframe_requests;
 use super::participant::Participant;
 
@@ -25,12 +24,12 @@ impl Participant {
         if publisher.sid == self.sid {
             return;
         }
-        let local = Arc::new(TrackLocalStaticRTP::new(
-            f.codec.clone(),
+        let local = DownTrack::new(
+            &f.codec,
             f.track_sid.clone(),
             format!("{}|{}", publisher.sid, f.track_sid),
-        ));
-        let added = match self.subscriber.add_track(local.clone()).await {
+        );
+        let added = match self.subscriber.add_track(local.track_local()).await {
             // webrtc-rs tries to reuse the transceiver of an earlier subscription to the same
             // track (same track id), whose sender lost its encodings when the track was
             // removed: give a re-subscription a transceiver of its own.
@@ -38,7 +37,7 @@ impl Participant {
                 match self
                     .subscriber
                     .add_transceiver_from_track(
-                        local.clone(),
+                        local.track_local(),
                         Some(webrtc::rtp_transceiver::RTCRtpTransceiverInit {
                             direction: webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection::Sendonly,
                             send_encodings: Vec::new(),

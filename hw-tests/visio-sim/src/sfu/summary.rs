@@ -67,6 +67,8 @@ pub struct SubscriptionSummary {
     /// The layer forwarded to it now: a simulcast rid (`q`, `h`, `f`, or empty for one
     /// layer), `S0`.. for a VP9 spatial layer, null before the first packet.
     pub layer: Option<String>,
+    /// The codec it is sent (`audio/opus` when a RED track reaches it as its primary only).
+    pub codec: String,
     /// RTP packets forwarded to it.
     pub packets_out: u64,
     /// Their bytes (header and payload).
@@ -86,7 +88,14 @@ impl Participant {
             let f = forwarders.get(&t.sid);
             let mut subscriptions = Vec::new();
             if let Some(f) = f {
-                let subscribers: Vec<(Arc<Participant>, Option<String>, u64, u64)> = f
+                #[allow(clippy::type_complexity)]
+                let subscribers: Vec<(
+                    Arc<Participant>,
+                    Option<String>,
+                    String,
+                    u64,
+                    u64,
+                )> = f
                     .downstream
                     .lock()
                     .await
@@ -95,12 +104,13 @@ impl Participant {
                         Some((
                             d.subscriber.upgrade()?,
                             d.layer(f),
+                            d.local.sent_codec(&f.codec.mime_type),
                             d.packets_out.load(Ordering::Relaxed),
                             d.bytes_out.load(Ordering::Relaxed),
                         ))
                     })
                     .collect();
-                for (sub, layer, packets_out, bytes_out) in subscribers {
+                for (sub, layer, codec, packets_out, bytes_out) in subscribers {
                     let settings = sub
                         .state
                         .lock()
@@ -122,6 +132,7 @@ impl Participant {
                             .map(|q| q.as_str_name().to_lowercase())
                             .unwrap_or_default(),
                         layer,
+                        codec,
                         packets_out,
                         bytes_out,
                     });

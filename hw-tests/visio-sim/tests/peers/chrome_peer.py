@@ -6,11 +6,13 @@ one JSON line per second with what the page decoded (`window.visioSim.stats()`):
    "framesDecoded", "frameWidth", "frameHeight", "audioLevel", "totalAudioEnergy", ...}]}
 
 Usage: chrome_peer.py --url http://127.0.0.1:PORT --room SLUG [--name NAME] [--seconds N]
-       [--screenshot FILE] [--resolution h360] [--publish meet] [--click-camera-when FILE]
+       [--screenshot FILE] [--resolution h360] [--publish meet|none] [--no-red] [--click-camera-when FILE]
        [--control FILE]
 
 --publish meet: publish as Meet's web app does (VP9 SVC L3T3_KEY with a VP8 backup codec,
 Opus with DTX and RED); each line's `local` then says what each RTP stream really sends.
+--publish none: publish nothing (a viewer). --no-red: answer the SFU's offers without
+audio/red, as a client without RED would.
 
 --control FILE: each second, new lines of FILE are commands: "camera" (press the camera
 button), "hide-video" / "show-video" (hide or show the remote video tiles, as a person
@@ -82,8 +84,10 @@ async def main() -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--screenshot")
     ap.add_argument("--resolution", help="livekit-client preset for the camera, e.g. h360")
-    ap.add_argument("--publish", choices=["meet"],
-                    help="publish with Meet's web app options (see above)")
+    ap.add_argument("--publish", choices=["meet", "none"],
+                    help="publish with Meet's web app options (see above), or nothing")
+    ap.add_argument("--no-red", action="store_true",
+                    help="leave audio/red out of the answers: receive Opus without RED")
     ap.add_argument("--click-camera-when", metavar="FILE",
                     help="press the page's camera button (as a person would) once FILE exists")
     ap.add_argument("--control", metavar="FILE", help="commands, one a line (see above)")
@@ -110,6 +114,8 @@ async def main() -> int:
                 page += f"&resolution={args.resolution}"
             if args.publish:
                 page += f"&publish={args.publish}"
+            if args.no_red:
+                page += "&red=off"
             target = await cdp.call("Target.createTarget", {"url": page})
             session = (await cdp.call("Target.attachToTarget",
                                       {"targetId": target["targetId"], "flatten": True}))["sessionId"]
