@@ -262,3 +262,104 @@ impl Participant {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Chromium offer's audio and video sections (livekit-client leaves the browser's order:
+    /// VP8 before VP9, Opus before RED).
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9\r\na=mid:0\r\n\
+        a=msid:- mic-cid\r\na=rtpmap:111 opus/48000/2\r\n\
+        a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:63 red/48000/2\r\n\
+        a=fmtp:63 111/111\r\na=rtpmap:9 G722/8000\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\na=mid:1\r\n\
+        a=msid:- cam-cid\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n\
+        a=fmtp:97 apt=96\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n\
+        a=rtpmap:99 H264/90000\r\n";
+
+    fn names(c: &[webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters]) -> Vec<&str> {
+        c.iter().map(|c| c.capability.mime_type.as_str()).collect()
+    }
+
+    #[test]
+    fn offered_codecs_are_read_per_section_with_their_track_id() {
+        let audio = section(OFFER, "0").unwrap();
+        assert_eq!(section_track_id(audio), Some("mic-cid"));
+        let a = offered_codecs(audio, RTPCodecType::Audio);
+        assert_eq!(names(&a), ["audio/opus", "audio/red"]);
+        assert_eq!(a[1].capability.sdp_fmtp_line, "111/111");
+        assert_eq!(a[1].capability.channels, 2);
+        let video = section(OFFER, "1").unwrap();
+        assert_eq!(section_track_id(video), Some("cam-cid"));
+        let v = offered_codecs(video, RTPCodecType::Video);
+        assert_eq!(names(&v), ["video/VP8", "video/VP9", "video/H264"]);
+        assert_eq!(v[1].capability.sdp_fmtp_line, "profile-id=0");
+    }
+
+    #[test]
+    fn the_answer_prefers_the_codec_the_add_track_named_and_red_unless_disabled() {
+        let video = offered_codecs(section(OFFER, "1").unwrap(), RTPCodecType::Video);
+        // livekit-client's AddTrack for Meet's camera: VP9 on this transceiver, VP8 backup.
+        let camera = proto::TrackInfo {
+            codecs: vec![
+                proto::SimulcastCodecInfo {
+                    mime_type: "video/vp9".into(),
+                    cid: "cam-cid".into(),
+                    ..Default::default()
+                },
+                proto::SimulcastCodecInfo {
+                    mime_type: "video/vp8".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            preferred_codec(RTPCodecType::Video, &camera, "cam-cid", &video).as_deref(),
+            Some("video/vp9")
+        );
+        // The backup codec's own transceiver (its cid).
+        let backup = proto::TrackInfo {
+            codecs: vec![proto::SimulcastCodecInfo {
+                mime_type: "video/vp8".into(),
+                cid: "backup-cid".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            preferred_codec(RTPCodecType::Video, &backup, "backup-cid", &video).as_deref(),
+            Some("video/vp8")
+        );
+        // No codecs announced (an older SDK): the offer's order stands.
+        let plain = proto::TrackInfo::default();
+        assert_eq!(
+            preferred_codec(RTPCodecType::Video, &plain, "x", &video),
+            None
+        );
+
+        let audio = offered_codecs(section(OFFER, "0").unwrap(), RTPCodecType::Audio);
+        let mic = proto::TrackInfo::default();
+        assert_eq!(
+            preferred_codec(RTPCodecType::Audio, &mic, "mic-cid", &audio).as_deref(),
+            Some("audio/red")
+        );
+        let no_red = proto::TrackInfo {
+            disable_red: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            preferred_codec(RTPCodecType::Audio, &no_red, "mic-cid", &audio).as_deref(),
+            Some("audio/opus")
+        );
+        // RED over another primary than the offer's Opus is not taken.
+        let mut other = audio.clone();
+        other[1].capability.sdp_fmtp_line = "100/100".into();
+        assert_eq!(
+            preferred_codec(RTPCodecType::Audio, &mic, "mic-cid", &other).as_deref(),
+            Some("audio/opus")
+        );
+    }
+}
