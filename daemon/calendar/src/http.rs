@@ -1,5 +1,5 @@
-//! The HTTP side shared by feeds and CalDAV: one `reqwest` client per source (rustls, the
-//! system trust store, verification always on, timeouts), credentials read from their files at
+//! The HTTP side shared by feeds and CalDAV: one `reqwest` client per source (the daemon's
+//! rustls configuration, verification always on, timeouts), credentials read from their files at
 //! each request, redirects followed by hand (same host only, never down to plain HTTP, the
 //! method and body kept so a `PROPFIND` on `/.well-known/caldav` stays a `PROPFIND`), and a size
 //! limit on bodies.
@@ -69,36 +69,16 @@ fn describe(error: reqwest::Error) -> String {
     text
 }
 
-/// A client configuration trusting the system's certificate authorities.
-fn system_tls() -> Arc<rustls::ClientConfig> {
-    let mut store = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for error in &found.errors {
-        tracing::debug!(%error, "skipping an unreadable system certificate");
-    }
-    let (added, ignored) = store.add_parsable_certificates(found.certs);
-    if added == 0 {
-        tracing::warn!(
-            ignored,
-            "no trusted certificate authority in the system store: https calendars will fail \
-             (install the ca-certificates package)"
-        );
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
 impl Http {
     /// A client for the source named `calendar`.
     pub fn new(calendar: String, auth: Auth, settings: &HttpSettings) -> Result<Http, SourceError> {
-        let tls = settings.tls.clone().unwrap_or_else(system_tls);
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
+        let builder = match &settings.tls {
+            Some(tls) => reqwest::Client::builder().use_preconfigured_tls((**tls).clone()),
+            // No configuration: no authority is trusted, so every https source is refused
+            // (verification stays on); plain http to loopback and files still work.
+            None => reqwest::Client::builder().tls_built_in_root_certs(false),
+        };
+        let client = builder
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -12,8 +12,8 @@
 //! [`CachedSource`] runs a source with its cache entry (offline boot, staleness, failures);
 //! [`next_poll_delay`] and [`retry_delay`] space the polls with jitter and back-off.
 //!
-//! Security: `https://` with certificate verification always on (system trust store, or the
-//! daemon's own rustls configuration), plain `http://` only to loopback, redirects only to the
+//! Security: `https://` with certificate verification always on, trusting the authorities of
+//! the rustls configuration the daemon passes ([`SourceOptions::tls`]; none without it), plain `http://` only to loopback, redirects only to the
 //! same host, secrets read from files at each request and never logged, printed in `Debug`
 //! output or put in an error message; [`SourceSpec::describe`] shows only the scheme and host
 //! of a URL (the path of a private feed is often a secret token).
@@ -80,8 +80,10 @@ pub struct SourceOptions {
     pub request_timeout: Duration,
     /// Largest response accepted, in bytes (default 32 MB).
     pub body_limit: u64,
-    /// TLS client configuration (certificate verification is always on); `None`: the system
-    /// trust store. The daemon may pass the one it builds for the meeting session.
+    /// TLS client configuration (certificate verification is always on): the daemon passes the
+    /// one it builds for the whole room (`visio_room_session::tls`), so the trust store is set
+    /// in one place. `None` (the default) trusts no authority: `https` sources are refused;
+    /// files and plain `http` to loopback still work.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 

@@ -1,6 +1,6 @@
 //! HTTPS calendars: certificate verification is always on. A Radicale serving a certificate
-//! from a private authority is refused with the system trust store, and read when the
-//! daemon's TLS configuration trusts that authority.
+//! from a private authority is refused when no TLS configuration is given (no authority is
+//! trusted), and read when the daemon's TLS configuration trusts that authority.
 
 mod common;
 
@@ -126,15 +126,15 @@ async fn an_unknown_certificate_authority_is_refused_and_a_configured_one_is_tru
         auth: server.auth(),
     };
 
-    let mut system_trust = Source::new(spec.clone()).unwrap();
-    let error = system_trust.fetch().await.unwrap_err();
+    let mut untrusted = Source::new(spec.clone()).unwrap();
+    let error = untrusted.fetch().await.unwrap_err();
     assert!(
         matches!(error, SourceError::Unreachable { .. }),
         "{error:?}"
     );
     let text = error.to_string();
     assert!(
-        text.contains("certificate") && text.contains(&system_trust.describe()),
+        text.contains("certificate") && text.contains(&untrusted.describe()),
         "{text}"
     );
 

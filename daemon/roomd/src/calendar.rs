@@ -8,13 +8,15 @@
 //! feeds them to the controller exactly as a button press would be, with `Source::Schedule`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 use visio_room_calendar::{
-    Cache, CachedSource, PollOutcome, Source as CalendarSourceIo, SourceSpec, DEFAULT_JITTER,
+    Cache, CachedSource, PollOutcome, Source as CalendarSourceIo, SourceOptions, SourceSpec,
+    DEFAULT_JITTER,
 };
 use visio_room_core::config::{CalendarAuth, CalendarConfig, CalendarSource, Config, ManualCall};
 use visio_room_core::controller::{Source, State, Status};
@@ -416,11 +418,13 @@ fn spec(source: &CalendarSource) -> SourceSpec {
 
 /// Starts one fetching task per configured source. Each first reports its cached copy (if
 /// any), then fetches at once and every `poll_interval_s` (with jitter; backing off while the
-/// source fails), caching what it gets.
+/// source fails), caching what it gets. `https` sources trust the room's one TLS
+/// configuration, `tls` (none trusted without it).
 pub fn spawn_sources(
     config: &CalendarConfig,
     room_name: &str,
     cache_dir: &Path,
+    tls: Option<Arc<visio_room_session::tls::ClientConfig>>,
     updates: mpsc::Sender<SourceUpdate>,
 ) {
     let interval = Duration::from_secs(config.poll_interval_s.into());
@@ -436,6 +440,7 @@ pub fn spawn_sources(
             cache: Cache::new(cache_dir.to_owned()),
             interval,
             seed: room_seed ^ index as u64,
+            tls: tls.clone(),
             updates: updates.clone(),
         };
         tokio::spawn(follower.run());
@@ -449,6 +454,7 @@ struct SourceFollower {
     cache: Cache,
     interval: Duration,
     seed: u64,
+    tls: Option<Arc<visio_room_session::tls::ClientConfig>>,
     updates: mpsc::Sender<SourceUpdate>,
 }
 
@@ -462,7 +468,11 @@ impl SourceFollower {
     }
 
     async fn run(self) {
-        let source = match CalendarSourceIo::new(self.spec.clone()) {
+        let options = SourceOptions {
+            tls: self.tls.clone(),
+            ..SourceOptions::default()
+        };
+        let source = match CalendarSourceIo::with_options(self.spec.clone(), options) {
             Ok(s) => s,
             Err(e) => {
                 // The configuration was checked, so this is not expected; say it and stop.

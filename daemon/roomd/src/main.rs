@@ -128,7 +128,8 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
         None => config,
     };
     let allowed_hosts = config.visio.allow_list();
-    let backend = Visio::new(&config);
+    let tls = room_tls();
+    let backend = Visio::new(&config, tls.clone());
     let facts = Facts {
         config_file,
         started_at: room::unix_ms(SystemTime::now()) / 1000,
@@ -156,7 +157,7 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
         let (updates_tx, updates_rx) = mpsc::channel(16);
         let cache = calendar::state_dir(args.state_dir.as_deref()).join("calendar");
         info!(sources = config.calendar.sources.len(), cache = %cache.display(), "following the room's calendar");
-        calendar::spawn_sources(&config.calendar, &config.room.name, &cache, updates_tx);
+        calendar::spawn_sources(&config.calendar, &config.room.name, &cache, tls, updates_tx);
         room_loop = room_loop.with_calendar(room_calendar, updates_rx);
     }
 
@@ -222,6 +223,20 @@ async fn join_demo(sim: &demo::DemoSim, commands: mpsc::Sender<room::Command>) {
     // The channel has room: the loop starts right after this.
     if commands.try_send(room::Command { input, reply }).is_err() {
         error!("could not queue the demo join");
+    }
+}
+
+/// The room's one TLS client configuration (the system trust store, verification always on),
+/// shared by the meeting sessions and the calendar. Without it the daemon still runs: joins fail
+/// with the reason in `Health`, https calendars are refused.
+fn room_tls() -> Option<std::sync::Arc<visio_room_session::tls::ClientConfig>> {
+    let roots = visio_room_session::TlsRoots::default();
+    match visio_room_session::tls::client_config(&roots) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            error!(error = %e, "no TLS: meetings and https calendars will fail");
+            None
+        }
     }
 }
 

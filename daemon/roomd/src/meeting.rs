@@ -5,6 +5,8 @@
 //! and the media engine); the trait keeps the room loop testable and lets a build without media
 //! say so honestly ([`Unavailable`]).
 
+use std::sync::Arc;
+
 use visio_room_core::config::{self, Config};
 use visio_room_core::controller::{Failure, FailureKind, SessionEvent};
 use visio_room_core::meeting_url::{AllowedHosts, MeetingUrl};
@@ -12,6 +14,7 @@ use visio_room_media::{
     AudioSenderConfig, AudioSinkSetting, CameraSetting, CameraSource, MicrophoneSetting,
     MicrophoneSource, ReceiverConfig, VideoSenderConfig, VideoSinkSetting,
 };
+use visio_room_session::tls::ClientConfig;
 use visio_room_session::{MediaSettings, SessionConfig, SessionHandle};
 pub use visio_room_session::{MediaStatus, SessionEvents, SessionRequest};
 
@@ -41,9 +44,11 @@ pub struct Visio {
 }
 
 impl Visio {
-    /// A backend for `config`.
-    pub fn new(config: &Config) -> Visio {
+    /// A backend for `config`, its sessions trusting the room's one TLS configuration `tls`
+    /// (`None`: each session builds one from the system trust store).
+    pub fn new(config: &Config, tls: Option<Arc<ClientConfig>>) -> Visio {
         let session = SessionConfig {
+            tls,
             allowed_hosts: config.visio.allow_list(),
             media_hosts: config.visio.media_host_list(),
             lobby_timeout: std::time::Duration::from_secs(config.join.lobby_timeout_s),

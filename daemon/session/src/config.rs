@@ -2,6 +2,7 @@
 //! waits in the lobby, and what media it sends and receives.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use visio_room_core::meeting_url::AllowedHosts;
@@ -18,8 +19,10 @@ pub struct SessionConfig {
     /// Where the meetings' LiveKit server may be besides the meeting's host
     /// (`visio.media_hosts`); `None` accepts the one the Meet API announces.
     pub media_hosts: Option<AllowedHosts>,
-    /// Which certificate authorities are trusted. TLS verification is always on.
-    pub tls_roots: TlsRoots,
+    /// The TLS client configuration (verification always on), built once by the daemon with
+    /// [`crate::tls::client_config`] and shared with its other HTTPS clients (the calendar).
+    /// `None`: each session builds one from the system trust store ([`TlsRoots::default`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Pause between two lobby `request-entry` polls (Meet's web app: 1 s; entries expire
     /// 3 s after the last poll).
     pub lobby_poll_interval: Duration,
@@ -51,7 +54,7 @@ impl Default for SessionConfig {
         SessionConfig {
             allowed_hosts: AllowedHosts::default(),
             media_hosts: None,
-            tls_roots: TlsRoots::default(),
+            tls: None,
             lobby_poll_interval: Duration::from_secs(1),
             lobby_cookies: crate::meet::LobbyCookies::default(),
             lobby_timeout: Duration::from_secs(600),
@@ -64,7 +67,8 @@ impl Default for SessionConfig {
     }
 }
 
-/// Which certificate authorities the session trusts for the Meet API and LiveKit.
+/// Which certificate authorities the room trusts (Meet API, LiveKit, TURN over TLS, calendars):
+/// the input of [`crate::tls::client_config`].
 #[derive(Clone, Debug)]
 pub struct TlsRoots {
     /// Use the operating system's trust store (`/etc/ssl/certs`).

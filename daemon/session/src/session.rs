@@ -149,9 +149,14 @@ async fn run_inner(
     shared: &Arc<Shared>,
     me: &mut LocalParticipant,
 ) -> Outcome {
-    let tls = match crate::tls::client_config(&config.tls_roots) {
-        Ok(t) => t,
-        Err(e) => return Outcome::Failed(Failure::new(FailureKind::NotAvailable, e.to_string())),
+    let tls = match &config.tls {
+        Some(tls) => tls.clone(),
+        None => match crate::tls::client_config(&crate::TlsRoots::default()) {
+            Ok(t) => t,
+            Err(e) => {
+                return Outcome::Failed(Failure::new(FailureKind::NotAvailable, e.to_string()))
+            }
+        },
     };
     let target = match MeetingTarget::parse(&request.url, &config.allowed_hosts) {
         Ok(t) => t.with_media_hosts(config.media_hosts.clone()),

@@ -1,7 +1,10 @@
-//! One rustls client configuration (ring provider, verification always on) shared by the Meet
-//! REST client and the LiveKit WebSocket.
+//! The room's one rustls client configuration (ring provider, verification always on). The
+//! daemon builds it once at start-up and shares it: the Meet REST client, the LiveKit
+//! WebSocket, TURN over TLS, and the calendar's HTTPS sources all trust the same authorities.
 
 use std::sync::Arc;
+
+pub use rustls::ClientConfig;
 
 use crate::config::TlsRoots;
 
@@ -25,7 +28,7 @@ pub enum TlsError {
 }
 
 /// Builds the client configuration from the system store and/or extra PEM files.
-pub fn client_config(roots: &TlsRoots) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+pub fn client_config(roots: &TlsRoots) -> Result<Arc<ClientConfig>, TlsError> {
     let mut store = rustls::RootCertStore::empty();
     if roots.system {
         let found = rustls_native_certs::load_native_certs();
@@ -58,7 +61,7 @@ pub fn client_config(roots: &TlsRoots) -> Result<Arc<rustls::ClientConfig>, TlsE
         return Err(TlsError::NoRoots);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(store)
         .with_no_client_auth();

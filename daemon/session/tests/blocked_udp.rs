@@ -240,10 +240,13 @@ async fn forward(to: String) -> u16 {
 fn room_config(meeting_host: &str, dir: &Path) -> SessionConfig {
     SessionConfig {
         allowed_hosts: AllowedHosts::parse(&[meeting_host]).unwrap(),
-        tls_roots: TlsRoots {
-            system: true,
-            extra_pem_files: vec![dir.join("ca.pem")],
-        },
+        tls: Some(
+            visio_room_session::tls::client_config(&TlsRoots {
+                system: true,
+                extra_pem_files: vec![dir.join("ca.pem")],
+            })
+            .expect("the system store and the TURN server's authority"),
+        ),
         ice_loopback_only: false,
         media: Some(test_media()),
         ..SessionConfig::default()
