@@ -133,44 +133,176 @@ fn the_documented_example_loads_and_says_what_the_defaults_say() {
     assert_eq!(config, expected);
 }
 
-#[test]
-fn every_key_of_the_reference_is_in_the_example_and_accepted() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let reference = fs::read_to_string(root.join("docs/configuration.md")).unwrap();
-    let example = fs::read_to_string(root.join("docs/examples/config.toml")).unwrap();
+/// A key as `docs/configuration.md` documents it: a row of a section's table.
+struct DocumentedKey {
+    /// `media.framerate`.
+    dotted: String,
+    /// The row's default column (`\`30\``, `none`, `required`).
+    default: String,
+    /// The line of the reference, for messages.
+    line: usize,
+}
+
+/// Every key of `docs/configuration.md`: the rows of each section's table (`## \`[media]\``,
+/// `### \`[[calendar.sources]]\``), and the repeatable tables themselves as keys of their parent
+/// (`calendar.sources`).
+fn documented_keys(reference: &str) -> Vec<DocumentedKey> {
     let mut section = String::new();
-    let mut documented = 0;
-    for line in reference.lines() {
-        if let Some(name) = line
+    let mut keys = Vec::new();
+    for (index, line) in reference.lines().enumerate() {
+        let header = line
             .strip_prefix("## `[")
-            .and_then(|l| l.strip_suffix("]`"))
-        {
-            section = format!("[{name}]");
-        } else if let Some(name) = line
-            .strip_prefix("### `[[")
-            .and_then(|l| l.split("]]`").next())
-        {
-            section = format!("[[{name}]]");
-        } else if let Some(rest) = line.strip_prefix("| `") {
-            let key = rest.split('`').next().unwrap();
-            documented += 1;
-            // Set, or shown in a comment (optional keys and repeatable sections).
-            let shown = example.lines().any(|l| {
-                l.trim_start_matches('#')
-                    .trim_start()
-                    .starts_with(&format!("{key} "))
-            });
-            assert!(
-                shown,
-                "{section} {key} is documented but missing from docs/examples/config.toml"
-            );
-            // An unknown key would be refused: a documented key must not be.
-            let probe = format!("{section}\n{key} = 0\n");
-            let e = Config::from_toml_str(&probe, Path::new("probe.toml"));
-            if let Err(e) = e {
-                assert!(!e.message.contains("unknown key"), "{section} {key}: {e}");
+            .or_else(|| line.strip_prefix("### `["));
+        if let Some(header) = header {
+            let name = header.split(']').next().unwrap().trim_start_matches('[');
+            section = name.to_owned();
+            if header.starts_with('[') {
+                // `[[calendar.sources]]` is the `sources` key of `[calendar]`.
+                keys.push(DocumentedKey {
+                    dotted: name.to_owned(),
+                    default: "`[]`".into(),
+                    line: index + 1,
+                });
             }
+        } else if line.starts_with("## ") {
+            section.clear();
+        } else if let Some(rest) = line.strip_prefix("| `") {
+            assert!(
+                !section.is_empty(),
+                "docs/configuration.md:{}: a key row outside a section",
+                index + 1
+            );
+            let cells: Vec<&str> = rest.split(" | ").collect();
+            keys.push(DocumentedKey {
+                dotted: format!("{section}.{}", cells[0].trim_end_matches('`')),
+                default: cells.get(2).map_or("", |c| c.trim()).to_owned(),
+                line: index + 1,
+            });
         }
     }
-    assert_eq!(documented, 30, "keys documented in docs/configuration.md");
+    keys
+}
+
+/// What is wrong with `reference` (the text of `docs/configuration.md`) against the keys the
+/// daemon reads: a key without a row, a row for no key, a default that disagrees.
+fn reference_problems(reference: &str) -> Vec<String> {
+    let documented = documented_keys(reference);
+    let schema = Config::schema();
+    let mut problems = Vec::new();
+    for key in &schema {
+        if !documented.iter().any(|d| d.dotted == key.dotted()) {
+            problems.push(format!(
+                "{} is a configuration key but has no row in docs/configuration.md (add one to the [{}] table: key, type, default, meaning, example)",
+                key.dotted(),
+                key.section
+            ));
+        }
+    }
+    for d in &documented {
+        let Some(key) = schema.iter().find(|k| k.dotted() == d.dotted) else {
+            problems.push(format!(
+                "docs/configuration.md:{}: {} is documented but is not a configuration key (remove the row, or declare the key in daemon/core/src/config/)",
+                d.line, d.dotted
+            ));
+            continue;
+        };
+        // The default column says what the schema says: the value in backquotes, or words
+        // ("none", "required", "the system's zone") when the key has no default value.
+        let expected = key.default.as_ref().map(|v| format!("`{v}`"));
+        let agrees = match &expected {
+            Some(value) => &d.default == value,
+            None => !d.default.starts_with('`'),
+        };
+        if !agrees {
+            problems.push(format!(
+                "docs/configuration.md:{}: {} default is documented as {}, the key's default is {}",
+                d.line,
+                d.dotted,
+                d.default,
+                expected.as_deref().unwrap_or("not set")
+            ));
+        }
+    }
+    if documented.len() != schema.len() {
+        problems.push(format!(
+            "docs/configuration.md has {} key rows for {} keys (a key documented twice?)",
+            documented.len(),
+            schema.len()
+        ));
+    }
+    problems
+}
+
+fn reference() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    fs::read_to_string(root.join("docs/configuration.md")).unwrap()
+}
+
+#[test]
+fn every_key_is_documented_and_every_documented_key_exists() {
+    let problems = reference_problems(&reference());
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_key_of_the_reference_is_in_the_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let example = fs::read_to_string(root.join("docs/examples/config.toml")).unwrap();
+    for key in Config::schema() {
+        if key.dotted() == "calendar.sources" {
+            // Shown as `[[calendar.sources]]` tables.
+            assert!(example.contains("[[calendar.sources]]"));
+            continue;
+        }
+        // Set, or shown in a comment (optional keys and repeatable sections).
+        let shown = example.lines().any(|l| {
+            l.trim_start_matches('#')
+                .trim_start()
+                .starts_with(&format!("{} ", key.key))
+        });
+        assert!(
+            shown,
+            "{} is documented but missing from docs/examples/config.toml",
+            key.dotted()
+        );
+    }
+}
+
+#[test]
+fn the_docs_check_finds_an_undocumented_key_an_unknown_key_and_a_wrong_default() {
+    // The check above must be able to fail.
+    let reference = reference();
+    let without_framerate: String = reference
+        .lines()
+        .filter(|l| !l.starts_with("| `framerate`"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let problems = reference_problems(&without_framerate);
+    assert!(
+        problems[0].starts_with("media.framerate is a configuration key but has no row"),
+        "{problems:?}"
+    );
+    let with_colour = reference.replace(
+        "| `framerate` |",
+        "| `colour` | string | `\"blue\"` | x | x |\n| `framerate` |",
+    );
+    let problems = reference_problems(&with_colour);
+    assert!(
+        problems[0].contains(": media.colour is documented but is not a configuration key"),
+        "{problems:?}"
+    );
+    let wrong_default = reference.replace(
+        "| `show_next` | whole number, 1–50 | `5` |",
+        "| `show_next` | whole number, 1–50 | `7` |",
+    );
+    let problems = reference_problems(&wrong_default);
+    assert!(
+        problems[0]
+            .ends_with("calendar.show_next default is documented as `7`, the key's default is `5`"),
+        "{problems:?}"
+    );
+    let sources_gone = reference.replace("### `[[calendar.sources]]` (repeatable)", "### Sources");
+    assert!(reference_problems(&sources_gone)
+        .iter()
+        .any(|p| p.starts_with("calendar.sources is a configuration key")),);
 }

@@ -154,6 +154,23 @@ macro_rules! section {
                 )*]
             }
 
+            /// Each key that has a value, and the value as the file would spell it (a
+            /// string without its quotes): what the daemon shows of its settings.
+            #[allow(dead_code)] // Not for `calendar.sources`, whose values are checked together.
+            pub fn values(&self) -> Vec<(&'static str, String)> {
+                let mut values = Vec::new();
+                $(
+                    let value = $crate::config::keys::Rule::<Self>::to_toml(&$rule, &self.$field);
+                    if let Some(value) = value {
+                        values.push((
+                            $crate::config::keys::key_name!($field $($key)?),
+                            $crate::config::keys::plain(value),
+                        ));
+                    }
+                )*
+                values
+            }
+
             /// Reads the section from `t`: an unknown key is refused, each key is read by its
             /// rule (in declaration order), an absent key keeps its default.
             pub(super) fn read(
@@ -188,6 +205,14 @@ macro_rules! key_name {
 }
 
 pub(super) use {key_name, section};
+
+/// A TOML value as text, a string without its quotes.
+pub(super) fn plain(value: toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
 
 /// A whole number from `min` to `max` (both included), stored as `T`.
 pub(super) struct Whole<T> {
