@@ -104,6 +104,7 @@ pub(crate) async fn run(
             let map = match telephony_of(node) {
                 Ok(Some(m)) => m,
                 Ok(None) => {
+                    tracing::debug!(device = %node.display(), "hidraw node without telephony controls");
                     if matches!(setting, SpeakerphoneSetting::Path(_)) {
                         link.status(
                             &name,
@@ -119,6 +120,7 @@ pub(crate) async fn run(
                     continue;
                 }
                 Err(reason) => {
+                    tracing::debug!(device = %node.display(), %reason, "hidraw node not readable");
                     if matches!(setting, SpeakerphoneSetting::Path(_)) {
                         link.status(&name, ControlState::Unavailable { reason });
                     }

@@ -16,13 +16,14 @@
 //! [`hid`] (report descriptors, the speakerphone's inputs and LED output reports),
 //! [`indicators`] (room state → LED lines), [`camera::choose_format`], [`config`]. The I/O
 //! backends are thin: `gpio` (gpiocdev, uAPI v2), `input` (evdev), `hidraw`, [`mixer`] (alsa),
-//! [`camera`] (v4l), `watch` (inotify on /dev), and `rpi` (rppal, feature `rpi`).
+//! [`audio`] (the cards' microphones and speakers), [`camera`] (v4l), `watch` (inotify on /dev), and `rpi` (rppal, feature `rpi`).
 //! Tests on real kernel drivers (gpio-sim, uinput, uhid, snd-dummy, vivid) are
 //! `tests/hw_*.rs`, run in QEMU with `VISIO_HW_TESTS=1` (see `tests/HW.md`).
 //!
 //! This crate must not know about the room controller's rules (what `join_leave` does when
 //! idle is the controller's decision), D-Bus, the meeting session or GStreamer.
 
+pub mod audio;
 pub mod camera;
 pub mod config;
 mod gpio;

@@ -376,6 +376,7 @@ async fn run_cameras(link: Link) {
             .into_iter()
             .map(|c| (c.path.display().to_string(), c.name))
             .collect();
+        tracing::debug!(cameras = ?now, "cameras scanned");
         for (path, name) in now.difference(&known) {
             tracing::info!(camera = %path, %name, "camera appeared");
             link.send(ControlEvent::DeviceAppeared {

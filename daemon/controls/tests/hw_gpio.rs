@@ -100,6 +100,12 @@ fn config(toml_text: &str) -> visio_room_controls::ValidConfig {
     f.controls.validate().expect("test config is valid")
 }
 
+/// Stops the controls and lets their tasks release the lines before the chip is removed.
+async fn stop(controls: Controls) {
+    drop(controls);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
 async fn wait_level(chip: &SimChip, offset: usize, want: bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while chip.value(offset) != want {
@@ -176,9 +182,8 @@ async fn gpio_join_press_with_contact_bounce_is_exactly_one_press() {
         );
     }
     let (p50, p95) = percentiles(latencies);
-    eprintln!(
-        "MEASURE gpio settled edge -> ControlEvent (debounce 20 ms included): p50 {p50:.1} ms, p95 {p95:.1} ms"
-    );
+    measure(&format!("gpio settled edge -> ControlEvent (debounce 20 ms included): p50 {p50:.1} ms, p95 {p95:.1} ms"));
+    stop(controls).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -253,6 +258,7 @@ async fn gpio_leds_follow_joining_in_call_muted_idle_error() {
             wait_level(&chip, offset, *want, &format!("{state:?}")).await;
         }
     }
+    stop(controls).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -289,6 +295,7 @@ async fn gpio_line_taken_by_another_program_is_reported_then_comes_alive() {
         s.is_ready()
     })
     .await;
+    stop(controls).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -330,4 +337,5 @@ async fn gpio_button_on_a_missing_chip_waits_and_comes_alive_when_it_appears() {
             source: format!("gpio:{line_name}")
         }
     );
+    stop(controls).await;
 }

@@ -41,6 +41,7 @@ struct Remote {
 impl Remote {
     fn new(name: &str, keys: &[u16], mute_led: bool) -> Remote {
         require("/dev/uinput", "the uinput module (`modprobe uinput`)");
+        ensure_evdev();
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -57,8 +57,10 @@ impl UhidPhone {
                                                           // uniq[64] at 192
         req[256..258].copy_from_slice(&(descriptor.len() as u16).to_ne_bytes()); // rd_size
         req[258..260].copy_from_slice(&0x03u16.to_ne_bytes()); // bus: BUS_USB
-        req[260..264].copy_from_slice(&0x0b0eu32.to_ne_bytes()); // vendor
-        req[264..268].copy_from_slice(&0x0422u32.to_ne_bytes()); // product
+                                                               // Not a real speakerphone maker's id: for Jabra's (0x0b0e) the kernel leaves the device
+                                                               // to hid-jabra, which nothing loads without udev, and hid-generic does not bind.
+        req[260..264].copy_from_slice(&0x1209u32.to_ne_bytes()); // vendor (pid.codes)
+        req[264..268].copy_from_slice(&0x0001u32.to_ne_bytes()); // product (pid.codes test)
                                                                  // version at 268, country at 272; rd_data at 276
         req[276..276 + descriptor.len()].copy_from_slice(descriptor);
         file.write_all(&ev).expect("UHID_CREATE2");
@@ -147,7 +149,35 @@ fn config() -> visio_room_controls::ValidConfig {
     f.controls.validate().expect("valid")
 }
 
+/// Waits for the kernel to make a hidraw node (hid-generic bound); shows why not otherwise.
+async fn hidraw_appears() {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let nodes: Vec<_> = std::fs::read_dir("/sys/class/hidraw")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        if !nodes.is_empty() {
+            eprintln!("hidraw nodes: {nodes:?}");
+            return;
+        }
+        if Instant::now() > deadline {
+            kernel_diagnostics(&[
+                "ls -l /sys/bus/hid/devices/ /sys/bus/hid/drivers/",
+                "ls -l /sys/bus/hid/devices/*/driver",
+                "ls /sys/class/hidraw /dev/hidraw* 2>&1",
+                "grep -i hidraw /proc/devices; grep -i hid /proc/modules",
+            ]);
+            panic!("the uhid device got no hidraw node (see the kernel log above)");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn plugged(controls: &mut Controls) -> String {
+    hidraw_appears().await;
     match wait_event(controls, Duration::from_secs(10), "the speakerphone", |e| {
         matches!(
             e,
@@ -219,12 +249,17 @@ async fn uhid_relative_mute_button_toggles_and_leds_follow_the_room() {
         latencies.push(t0.elapsed());
     }
     let (p50, p95) = percentiles(latencies);
-    eprintln!("MEASURE uhid mute press -> Mute LED report (room state set by the test): p50 {p50:.2} ms, p95 {p95:.2} ms");
-    // Muted from elsewhere (D-Bus, a remote participant): the LED follows.
+    measure(&format!("uhid mute press -> Mute LED report (room state set by the test): p50 {p50:.2} ms, p95 {p95:.2} ms"));
+    // Muted from elsewhere (D-Bus, a remote participant): the LED follows, both ways. (The
+    // room's state is a value, not a queue: two changes at once show only the last.)
+    assert!(!muted, "20 toggles end unmuted");
     controls.set_indicators(Indicators {
         in_call: true,
         muted: true,
         ..Default::default()
+    });
+    phone.wait_output(Duration::from_secs(2), "muted from elsewhere", |r| {
+        r == leds(true, true)
     });
     controls.set_indicators(Indicators {
         in_call: true,

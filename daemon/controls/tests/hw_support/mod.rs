@@ -30,6 +30,43 @@ pub fn require(path: &str, what: &str) {
     );
 }
 
+/// Loads a kernel module the test needs when `present` (a sysfs or procfs check) says it is
+/// not there: without udev (the QEMU guest) nothing autoloads `evdev` or `hid-generic`.
+pub fn ensure_module(module: &str, present: impl Fn() -> bool) {
+    if present() {
+        return;
+    }
+    let status = std::process::Command::new("modprobe").arg(module).status();
+    eprintln!("modprobe {module}: {status:?}");
+    assert!(
+        present(),
+        "kernel module {module} is not loaded and `modprobe {module}` did not load it (see tests/HW.md)"
+    );
+}
+
+/// Shows the end of the kernel log and the output of a few commands (when a test is about to
+/// fail because a device did not appear).
+pub fn kernel_diagnostics(commands: &[&str]) {
+    for c in std::iter::once("dmesg | tail -n 25").chain(commands.iter().copied()) {
+        let out = std::process::Command::new("sh").args(["-c", c]).output();
+        match out {
+            Ok(o) => eprintln!(
+                "$ {c}\n{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("$ {c}: {e}"),
+        }
+    }
+}
+
+/// The `evdev` input handler (makes /dev/input/event* nodes).
+pub fn ensure_evdev() {
+    ensure_module("evdev", || {
+        std::fs::read_to_string("/proc/bus/input/handlers").is_ok_and(|h| h.contains("evdev"))
+    });
+}
+
 /// The next event matching `pred` within `timeout`; other events are skipped (and logged).
 pub async fn wait_event(
     controls: &mut Controls,
@@ -95,6 +132,23 @@ pub async fn wait_status(
         }
         // Drain events meanwhile so nothing blocks.
         let _ = tokio::time::timeout(Duration::from_millis(50), controls.next_event()).await;
+    }
+}
+
+/// Reports a measurement on stderr, written to the descriptor directly so that libtest's
+/// capture (which hides a passing test's `eprintln!`) does not hide it, and appended to the
+/// file named by `VISIO_HW_MEASURE`, if set.
+pub fn measure(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("MEASURE {line}\n").as_bytes());
+    if let Ok(path) = std::env::var("VISIO_HW_MEASURE") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "MEASURE {line}");
+        }
     }
 }
 
