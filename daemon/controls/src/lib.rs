@@ -44,7 +44,7 @@ use serde::Deserialize;
 
 pub use config::{ConfigError, ControlsConfig, ValidConfig};
 pub use indicators::Indicators;
-pub use runtime::{Controls, VolumeError};
+pub use runtime::{Controls, Device, Devices, VolumeError};
 
 /// What a button press asks the room to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

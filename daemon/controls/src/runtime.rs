@@ -10,10 +10,34 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::audio::PcmDevice;
 use crate::config::{ButtonSource, ValidConfig, VolumeConfig};
 use crate::indicators::Indicators;
 use crate::mixer::{stepped, Mixer, MixerError};
 use crate::{Action, ControlEvent, ControlState, ControlStatus, DeviceKind};
+
+/// A device present now (a camera, an input device in use, a speakerphone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Which kind.
+    pub kind: DeviceKind,
+    /// Its node.
+    pub path: String,
+    /// Its name as the driver says it.
+    pub name: String,
+}
+
+/// What the `Devices` property shows: the devices present, the sound cards' microphones and
+/// speakers, and every configured control with its state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Devices {
+    /// Cameras, input devices in use and speakerphones, by kind then path.
+    pub present: Vec<Device>,
+    /// PCM devices of the sound cards (capture: microphones, playback: speakers).
+    pub audio: Vec<PcmDevice>,
+    /// Buttons, LEDs, speakerphones, the mixer: working or why not.
+    pub controls: Vec<ControlStatus>,
+}
 
 /// How long a control waits before trying an unusable device again (sooner when something
 /// changes under /dev).
@@ -42,15 +66,42 @@ pub(crate) struct Link {
     statuses: Arc<Mutex<BTreeMap<String, ControlState>>>,
     devices: watch::Receiver<u64>,
     mixer: Option<std::sync::mpsc::Sender<MixerCommand>>,
+    present: Arc<Mutex<BTreeMap<(u8, String), Device>>>,
+}
+
+fn kind_order(kind: DeviceKind) -> u8 {
+    match kind {
+        DeviceKind::Camera => 0,
+        DeviceKind::Speakerphone => 1,
+        DeviceKind::Input => 2,
+    }
 }
 
 impl Link {
     /// Sends an event to the room loop; volume buttons also step the mixer.
     pub(crate) fn send(&self, event: ControlEvent) {
-        if let ControlEvent::Button { action, .. } = &event {
-            if let (Some(m), Action::VolumeUp | Action::VolumeDown) = (&self.mixer, action) {
-                let _ = m.send(MixerCommand::Step(*action == Action::VolumeUp));
+        match &event {
+            ControlEvent::Button { action, .. } => {
+                if let (Some(m), Action::VolumeUp | Action::VolumeDown) = (&self.mixer, action) {
+                    let _ = m.send(MixerCommand::Step(*action == Action::VolumeUp));
+                }
             }
+            ControlEvent::DeviceAppeared { kind, path, name } => {
+                let mut p = self.present.lock().unwrap_or_else(|p| p.into_inner());
+                p.insert(
+                    (kind_order(*kind), path.clone()),
+                    Device {
+                        kind: *kind,
+                        path: path.clone(),
+                        name: name.clone(),
+                    },
+                );
+            }
+            ControlEvent::DeviceGone { kind, path } => {
+                let mut p = self.present.lock().unwrap_or_else(|p| p.into_inner());
+                p.remove(&(kind_order(*kind), path.clone()));
+            }
+            _ => {}
         }
         let _ = self.events.send(event);
     }
@@ -107,6 +158,7 @@ pub struct Controls {
     statuses: Arc<Mutex<BTreeMap<String, ControlState>>>,
     mixer: Option<std::sync::mpsc::Sender<MixerCommand>>,
     volume: Arc<Mutex<Option<u8>>>,
+    present: Arc<Mutex<BTreeMap<(u8, String), Device>>>,
     tasks: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -130,11 +182,13 @@ impl Controls {
         let devices = crate::watch::start(stop.clone());
         let volume = Arc::new(Mutex::new(None));
         let mut mixer = None;
+        let present = Arc::new(Mutex::new(BTreeMap::new()));
         let mut link = Link {
             events: events_tx,
             statuses: statuses.clone(),
             devices,
             mixer: None,
+            present: present.clone(),
         };
         if let Some(cfg) = config.volume.clone() {
             let (tx, rx) = std::sync::mpsc::channel();
@@ -208,8 +262,26 @@ impl Controls {
             statuses,
             mixer,
             volume,
+            present,
             tasks,
             stop,
+        }
+    }
+
+    /// The devices present, the microphones and speakers, and the controls' states (for the
+    /// `Devices` property).
+    pub fn devices(&self) -> Devices {
+        let present = self
+            .present
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        Devices {
+            present,
+            audio: crate::audio::list(),
+            controls: self.statuses(),
         }
     }
 

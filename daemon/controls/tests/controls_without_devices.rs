@@ -67,6 +67,12 @@ async fn every_missing_control_is_named_with_its_reason_and_nothing_fails() {
     for s in controls.statuses() {
         eprintln!("{s}");
     }
+    let devices = controls.devices();
+    assert_eq!(devices.controls.len(), controls.statuses().len());
+    assert!(
+        devices.controls.iter().all(|s| !s.state.is_ready()),
+        "{devices:#?}"
+    );
     let e = controls.set_volume(50).await.unwrap_err();
     assert!(matches!(e, VolumeError::Unavailable(_)), "{e:?}");
     assert!(e.to_string().contains("hw:VisioNoSuchCard"), "{e}");

@@ -121,11 +121,20 @@ async fn vivid_disconnect_is_seen_as_unplugged_and_its_reconnect_as_plugged_back
         matches!(e, ControlEvent::DeviceGone { kind: DeviceKind::Camera, path: p } if *p == path)
     })
     .await;
+    assert!(
+        !controls.devices().present.iter().any(|d| d.path == path),
+        "a gone camera is not listed"
+    );
     drop(held);
     wait_event(&mut controls, Duration::from_secs(15), "vivid back", |e| {
         matches!(e, ControlEvent::DeviceAppeared { kind: DeviceKind::Camera, path: p, .. } if *p == path)
     })
     .await;
+    assert!(controls
+        .devices()
+        .present
+        .iter()
+        .any(|d| d.kind == DeviceKind::Camera && d.path == path && d.name == "vivid"));
     // And usable again.
     let back = Camera::open(&cam.path).expect("vivid opens again");
     assert!(back
