@@ -2,11 +2,11 @@
 //! still knows its meetings (and can say how old that knowledge is).
 //!
 //! One JSON file per source, named by [`SourceSpec::key`] (a hash of the spec, never of a
-//! secret), written atomically: a temporary file in the same directory, flushed to disk, then
-//! renamed over the old one. A file that cannot be read back (truncated, edited, from another
+//! secret), written atomically by [`visio_room_state_file::write_atomically`] (a temporary file
+//! in the same directory, flushed to disk, renamed over the old one, the directory flushed): a
+//! power cut leaves the old entry or the new one, and a partial temporary file is never read. A file that cannot be read back (truncated, edited, from another
 //! version) is ignored with a warning: the next good fetch replaces it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -81,26 +81,8 @@ impl Cache {
             path: path.clone(),
             reason: e.to_string(),
         };
-        std::fs::create_dir_all(&self.dir).map_err(error)?;
         let json = serde_json::to_vec(&entry).expect("strings serialise");
-        let tmp = self
-            .dir
-            .join(format!(".{}.{}.tmp", spec.key(), std::process::id()));
-        let written = (|| {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&json)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            // The rename itself is durable once the directory is synced.
-            if let Ok(dir) = std::fs::File::open(&self.dir) {
-                let _ = dir.sync_all();
-            }
-            Ok(())
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(error)
+        visio_room_state_file::write_atomically(&path, &json).map_err(error)
     }
 
     /// Marks the cached texts of a source as confirmed at `fetched_at` (after a fetch that
@@ -242,6 +224,14 @@ mod tests {
         let good = std::fs::read(&path).unwrap();
         std::fs::write(&path, &good[..good.len() / 2]).unwrap();
         assert_eq!(cache.load(&spec()), None, "truncated");
+        // A write cut in the middle leaves a partial temporary file: never read, then reused.
+        std::fs::write(&path, &good).unwrap();
+        let tmp = visio_room_state_file::temporary_path(&path);
+        std::fs::write(&tmp, &good[..good.len() / 2]).unwrap();
+        assert!(
+            cache.load(&spec()).is_some(),
+            "a leftover temporary file is not read"
+        );
         std::fs::write(
             &path,
             br#"{"format":99,"source":"x","fetched_at_unix_ms":0,"texts":[]}"#,
@@ -253,6 +243,7 @@ mod tests {
             .store(&spec(), &["B".into()], SystemTime::now())
             .unwrap();
         assert_eq!(cache.load(&spec()).unwrap().texts, vec!["B".to_owned()]);
+        assert!(!tmp.exists(), "the leftover temporary file was reused");
     }
 
     #[test]
