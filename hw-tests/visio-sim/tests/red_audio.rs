@@ -68,6 +68,19 @@ fn red_reaches_who_negotiated_it_and_the_primary_opus_the_others() {
     require_chromium_and_livekit_client();
     let _one_browser_at_a_time = media_lock();
     enter_loopback_only_netns();
+    at_most_twice("RED", || scenario(&python));
+}
+
+/// Runs a browser scenario, and once more if it fails (a 2-core machine shared with other
+/// suites can starve Chromium and libwebrtc); the first failure is printed, never hidden.
+fn at_most_twice(label: &str, scenario: impl Fn()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(&scenario)).is_err() {
+        eprintln!("{label}: the first attempt failed (above); trying once more");
+        scenario();
+    }
+}
+
+fn scenario(python: &std::path::Path) {
     let sim = SimServer::start(&["--admin-token", "host-secret"]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,7 +98,7 @@ fn red_reaches_who_negotiated_it_and_the_primary_opus_the_others() {
             "90",
         ];
         args.extend_from_slice(extra);
-        Peer::start(&python, "chrome_peer.py", &args)
+        Peer::start(python, "chrome_peer.py", &args)
     };
     let _publisher = chromium(
         "Navigatrice Meet",
@@ -94,7 +107,7 @@ fn red_reaches_who_negotiated_it_and_the_primary_opus_the_others() {
     // A viewer whose browser does not take RED, and the Python SDK, which does.
     let mut viewer = chromium("Sans RED", &["--publish", "none", "--no-red"]);
     let mut sdk = Peer::start(
-        &python,
+        python,
         "python_peer.py",
         &[
             "--url",
