@@ -147,8 +147,26 @@ fn c_str(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).trim().to_string()
 }
 
-/// The capture devices present now (`/dev/video*` nodes that capture video).
+/// The capture nodes present now with their card names, without their formats (one open and
+/// one `VIDIOC_QUERYCAP` each: cheap enough to poll for hot-plug).
+pub fn capture_nodes() -> Vec<(PathBuf, String)> {
+    video_nodes()
+        .into_iter()
+        .filter_map(|p| {
+            let dev = v4l::Device::with_path(&p).ok()?;
+            let caps = query_caps(&dev).ok()?;
+            (caps.device_caps & v4l_sys::V4L2_CAP_VIDEO_CAPTURE != 0)
+                .then(|| (p, c_str(&caps.card)))
+        })
+        .collect()
+}
+
+/// The capture devices present now (`/dev/video*` nodes that capture video), with formats.
 pub fn list() -> Vec<CameraInfo> {
+    video_nodes().iter().filter_map(|p| probe(p).ok()).collect()
+}
+
+fn video_nodes() -> Vec<PathBuf> {
     let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev")
         .into_iter()
         .flatten()
@@ -165,7 +183,7 @@ pub fn list() -> Vec<CameraInfo> {
             .and_then(|n| n.to_str())
             .and_then(|n| n[5..].parse::<u32>().ok())
     });
-    nodes.iter().filter_map(|p| probe(p).ok()).collect()
+    nodes
 }
 
 /// What one node is, or an error when it is not a capture device or cannot be opened.

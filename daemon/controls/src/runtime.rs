@@ -442,12 +442,13 @@ async fn run_cameras(link: Link) {
     let mut devices = link.device_changes();
     let mut known: BTreeSet<(String, String)> = BTreeSet::new();
     loop {
-        let now: BTreeSet<(String, String)> = tokio::task::spawn_blocking(crate::camera::list)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| (c.path.display().to_string(), c.name))
-            .collect();
+        let now: BTreeSet<(String, String)> =
+            tokio::task::spawn_blocking(crate::camera::capture_nodes)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(path, name)| (path.display().to_string(), name))
+                .collect();
         tracing::debug!(cameras = ?now, "cameras scanned");
         for (path, name) in now.difference(&known) {
             tracing::info!(camera = %path, %name, "camera appeared");
