@@ -393,6 +393,8 @@ impl Camera {
             let next = id | v4l_sys::V4L2_CTRL_FLAG_NEXT_CTRL;
             let flags = q.flags;
             let label = {
+                // c_char is i8 on x86 and u8 on arm: the cast is needed on one of them.
+                #[allow(clippy::unnecessary_cast)]
                 let bytes: Vec<u8> = q.name.iter().map(|c| *c as u8).collect();
                 c_str(&bytes)
             };
