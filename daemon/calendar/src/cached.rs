@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::Cache;
 use crate::error::SourceError;
-use crate::poll::{next_poll_delay, retry_delay};
 use crate::{Fetched, Source};
 
 /// What a poll brought.
@@ -134,15 +133,6 @@ impl CachedSource {
     /// The last failure's message (for `Health`), cleared by a good poll.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
-    }
-
-    /// When to poll next: `interval` with jitter, backing off while the source fails.
-    pub fn next_delay(&self, interval: Duration, jitter_fraction: f64, seed: u64) -> Duration {
-        if self.failures == 0 {
-            next_poll_delay(interval, jitter_fraction, seed)
-        } else {
-            retry_delay(interval, self.failures, jitter_fraction, seed)
-        }
     }
 
     /// The source.

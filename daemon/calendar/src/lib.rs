@@ -9,24 +9,24 @@
 //! on servers without it). Each [`Source::fetch`] answers [`Fetched::Unchanged`] or the
 //! complete current set of iCalendar texts. [`Cache`] keeps the last good set per source on
 //! disk so the room can plan offline and show how stale its calendar is;
-//! [`CachedSource`] runs a source with its cache entry (offline boot, staleness, failures);
-//! [`next_poll_delay`] and [`retry_delay`] space the polls with jitter and back-off.
+//! [`CachedSource`] runs a source with its cache entry (offline boot, staleness, failures).
+//! When to poll is the daemon's choice (the room's one backoff, `visio_room_core::backoff`).
 //!
 //! Security: `https://` with certificate verification always on, trusting the authorities of
-//! the rustls configuration the daemon passes ([`SourceOptions::tls`]; none without it), plain `http://` only to loopback, redirects only to the
-//! same host, secrets read from files at each request and never logged, printed in `Debug`
-//! output or put in an error message; [`SourceSpec::describe`] shows only the scheme and host
+//! the rustls configuration the daemon passes ([`SourceOptions::tls`]; none without it), plain
+//! `http://` only to loopback, redirects only to the same host, secrets read from files at each
+//! request and never logged, printed in `Debug` output or put in an error message; [`SourceSpec::describe`] shows only the scheme and host
 //! of a URL (the path of a private feed is often a secret token).
 //!
 //! This crate must not know about iCalendar semantics (parsing, recurrence, links: that is
 //! `visio-room-schedule`, which receives the texts), the planner, D-Bus, the room controller
-//! or the meeting session. It does no scheduling of its own: the daemon calls `fetch` when
-//! [`next_poll_delay`] says so.
+//! or the meeting session. It does no scheduling of its own: the daemon calls `fetch` when its
+//! backoff says so.
 //!
 //! Module map: [`spec`] (what a source is, secrets), [`error`] (what went wrong and what to
 //! do), `http` (client, redirects, credentials), `feed` (file and ICS feed), `caldav`
 //! (discovery and sync), `dav` (WebDAV XML), [`cache`] (offline copy), [`cached`] (a source
-//! with its cache), [`poll`] (jitter, back-off).
+//! with its cache).
 
 pub mod cache;
 pub mod cached;
@@ -35,7 +35,6 @@ mod dav;
 pub mod error;
 mod feed;
 mod http;
-pub mod poll;
 pub mod spec;
 
 use std::sync::Arc;
@@ -44,7 +43,6 @@ use std::time::Duration;
 pub use cache::{Cache, CachedCalendar};
 pub use cached::{CachedSource, PollOutcome};
 pub use error::{CacheError, SourceError};
-pub use poll::{next_poll_delay, retry_delay, DEFAULT_JITTER, DEFAULT_POLL_INTERVAL};
 pub use spec::{Auth, Secret, SourceSpec};
 
 use caldav::{CalDav, CalDavSettings};

@@ -21,6 +21,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::backoff::{Backoff, BackoffPolicy};
+
 /// Who asked for something. Recorded with the meeting and used by the privacy rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -464,8 +466,14 @@ pub struct Policy {
     pub max_attempts: u32,
     /// Wait before the first retry; doubled at each further one.
     pub initial_backoff: Duration,
-    /// Upper bound of the wait between attempts.
+    /// Upper bound of the wait between attempts (before jitter).
     pub max_backoff: Duration,
+    /// Jitter of the wait between attempts, in percent either way (default 10).
+    pub retry_jitter_percent: u8,
+    /// The seed of that jitter: something that differs between rooms
+    /// ([`crate::backoff::seed_from`] the room's name), so that rooms restarted together do not
+    /// retry in lockstep.
+    pub retry_seed: u64,
     /// How long to wait in a lobby before giving up.
     pub lobby_timeout: Duration,
     /// How long a session may take to stop before it is considered gone.
@@ -482,6 +490,8 @@ impl Default for Policy {
             max_attempts: 6,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            retry_jitter_percent: 10,
+            retry_seed: 0,
             lobby_timeout: Duration::from_secs(600),
             leave_timeout: Duration::from_secs(5),
             join_muted: false,
@@ -491,12 +501,15 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// The wait before attempt `next_attempt` (2 = first retry): `initial × 2^(n−2)`, capped.
-    pub fn backoff(&self, next_attempt: u32) -> Duration {
-        let doublings = next_attempt.saturating_sub(2).min(31);
-        self.initial_backoff
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_backoff)
+    /// The waits between attempts at one meeting: `initial_backoff`, doubled at each further
+    /// retry up to `max_backoff`, with the jitter.
+    pub fn retry_backoff(&self) -> BackoffPolicy {
+        BackoffPolicy {
+            base: self.initial_backoff,
+            factor: 2,
+            max: self.max_backoff,
+            jitter_percent: self.retry_jitter_percent,
+        }
     }
 }
 
@@ -535,6 +548,8 @@ enum AfterStop {
 #[derive(Debug, Clone)]
 pub struct Controller {
     policy: Policy,
+    /// The waits between attempts; reset at each new meeting.
+    retries: Backoff,
     phase: Phase,
     status: Status,
     indicators: Indicators,
@@ -557,6 +572,7 @@ impl Controller {
             media_problem: None,
         };
         Controller {
+            retries: Backoff::new(policy.retry_backoff(), policy.retry_seed),
             policy,
             phase: Phase::Idle,
             indicators: indicators_for(&status),
@@ -701,6 +717,7 @@ impl Controller {
         self.status.last_error = None;
         self.status.last_end = None;
         self.status.meeting = Some(meeting);
+        self.retries.reset();
         self.start_attempt(1, actions);
     }
 
@@ -911,7 +928,7 @@ impl Controller {
             let retry = Retry {
                 next_attempt,
                 max_attempts: self.policy.max_attempts,
-                at: now + self.policy.backoff(next_attempt),
+                at: now + self.retries.next(),
             };
             self.phase = Phase::WaitingToRetry { retry };
             self.status.state = State::Joining;

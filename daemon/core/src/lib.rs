@@ -5,6 +5,7 @@
 //! GStreamer, WebRTC, sockets or clocks — time is passed in — so that everything here builds and
 //! tests in seconds on any machine.
 
+pub mod backoff;
 pub mod config;
 pub mod controller;
 pub mod meeting_url;

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 use visio_room_calendar::{
     Cache, CachedSource, PollOutcome, Source as CalendarSourceIo, SourceOptions, SourceSpec,
-    DEFAULT_JITTER,
 };
+use visio_room_core::backoff::{seed_from, Backoff, BackoffPolicy};
 use visio_room_core::config::{CalendarAuth, CalendarConfig, CalendarSource, Config, ManualCall};
 use visio_room_core::controller::{Source, State, Status};
 use visio_room_schedule::planner::{
@@ -430,9 +430,7 @@ pub fn spawn_sources(
     let interval = Duration::from_secs(config.poll_interval_s.into());
     // Rooms of a building restarted together must not poll in lockstep: the jitter's seed
     // differs per room and per source.
-    let room_seed = room_name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let room_seed = seed_from(room_name);
     for (index, source) in config.sources.iter().enumerate() {
         let follower = SourceFollower {
             index,
@@ -444,6 +442,18 @@ pub fn spawn_sources(
             updates: updates.clone(),
         };
         tokio::spawn(follower.run());
+    }
+}
+
+/// The polls of one source: every `interval` with ±10 % jitter while it answers; while it
+/// fails, the interval doubled at each failure up to ten intervals (a room whose server is down
+/// asks it every 10 min, not every minute).
+fn poll_backoff(interval: Duration) -> BackoffPolicy {
+    BackoffPolicy {
+        base: interval,
+        factor: 2,
+        max: interval.saturating_mul(10),
+        jitter_percent: 10,
     }
 }
 
@@ -487,7 +497,8 @@ impl SourceFollower {
                 return;
             }
         }
-        for poll in 0_u64.. {
+        let mut backoff = Backoff::new(poll_backoff(self.interval), self.seed);
+        loop {
             let outcome = match source.poll().await {
                 PollOutcome::Changed => SourceOutcome::Changed(source.texts().to_vec()),
                 PollOutcome::Unchanged => SourceOutcome::Unchanged,
@@ -496,8 +507,12 @@ impl SourceFollower {
             if !self.send(outcome).await {
                 return; // The room loop is gone: the daemon is stopping.
             }
-            let delay =
-                source.next_delay(self.interval, DEFAULT_JITTER, self.seed.wrapping_add(poll));
+            let delay = if source.consecutive_failures() == 0 {
+                backoff.reset();
+                backoff.pace()
+            } else {
+                backoff.next()
+            };
             tokio::time::sleep(delay).await;
         }
     }
@@ -582,6 +597,26 @@ mod tests {
             index: 0,
             outcome: SourceOutcome::Changed(vec![text]),
         }
+    }
+
+    #[test]
+    fn a_failing_source_is_polled_less_and_less_often_up_to_ten_intervals() {
+        let interval = Duration::from_secs(60);
+        let policy = BackoffPolicy {
+            jitter_percent: 0,
+            ..poll_backoff(interval)
+        };
+        let mut backoff = Backoff::new(policy, 1);
+        assert_eq!(backoff.pace(), interval);
+        let waits: Vec<u64> = (0..7).map(|_| backoff.next().as_secs()).collect();
+        assert_eq!(waits, [60, 120, 240, 480, 600, 600, 600]);
+        backoff.reset();
+        assert_eq!(backoff.pace(), interval);
+        assert_eq!(
+            backoff.next(),
+            interval,
+            "a good poll starts the backoff over"
+        );
     }
 
     #[test]

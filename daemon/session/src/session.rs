@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use visio_room_core::backoff::{seed_from, Backoff, BackoffPolicy};
 use visio_room_core::controller::{EndReason, Failure, FailureKind, SessionEvent};
 
 use crate::config::SessionConfig;
@@ -219,6 +220,9 @@ async fn run_inner(
     // 3. The connection loop: join, run, rejoin on loss.
     let mut connected_once = false;
     let mut attempt: u32 = 0;
+    // Seeded per room and meeting: rooms that lost the same server do not come back in lockstep.
+    let seed = seed_from(&request.display_name) ^ seed_from(&request.url);
+    let mut rejoin_backoff = Backoff::new(RECONNECT_BACKOFF, seed);
     let mut lost_since: Option<tokio::time::Instant> = None;
     let mut last_loss = String::new();
     let outcome = loop {
@@ -226,7 +230,7 @@ async fn run_inner(
             if since.elapsed() > config.reconnect_budget {
                 break Outcome::Lost(last_loss);
             }
-            let delay = backoff(attempt);
+            let delay = rejoin_backoff.next();
             tracing::info!(
                 attempt,
                 ?delay,
@@ -273,6 +277,7 @@ async fn run_inner(
             shared.rejoins.fetch_add(1, Ordering::Relaxed);
         }
         attempt = 0;
+        rejoin_backoff.reset();
         let mut conn = Connection::new(
             signal,
             *join,
@@ -309,15 +314,14 @@ async fn run_inner(
     outcome
 }
 
-/// Rust SDK style: 300 ms × 2^n, capped at 7 s, with up to 30 % jitter.
-fn backoff(attempt: u32) -> Duration {
-    let base = 300u64.saturating_mul(1u64 << attempt.min(5)).min(7_000);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0) as u64;
-    Duration::from_millis(base + (base * 3 / 10) * (nanos % 1000) / 1000)
-}
+/// The waits between attempts to get back into the meeting (resume, rejoin), Rust SDK style:
+/// 300 ms × 2^n, capped at 7 s, ±15 % jitter.
+const RECONNECT_BACKOFF: BackoffPolicy = BackoffPolicy {
+    base: Duration::from_millis(300),
+    factor: 2,
+    max: Duration::from_secs(7),
+    jitter_percent: 15,
+};
 
 #[cfg(test)]
 mod tests {
@@ -325,13 +329,13 @@ mod tests {
 
     #[test]
     fn rejoin_backoff_doubles_from_300_ms_and_stays_under_7_s_plus_jitter() {
-        assert!(
-            backoff(0) >= Duration::from_millis(300) && backoff(0) <= Duration::from_millis(390)
-        );
-        assert!(backoff(1) >= Duration::from_millis(600));
-        assert!(
-            backoff(10) >= Duration::from_millis(7_000)
-                && backoff(10) <= Duration::from_millis(9_100)
-        );
+        let mut backoff = Backoff::new(RECONNECT_BACKOFF, 7);
+        let first = backoff.next();
+        assert!(first >= Duration::from_millis(255) && first <= Duration::from_millis(345));
+        assert!(backoff.next() >= Duration::from_millis(510));
+        for _ in 0..10 {
+            let delay = backoff.next();
+            assert!(delay >= Duration::from_millis(5_950) && delay <= Duration::from_millis(8_050));
+        }
     }
 }

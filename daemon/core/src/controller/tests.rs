@@ -13,9 +13,17 @@ struct Room {
     actions: Vec<Action>,
 }
 
+/// The default policy without retry jitter, so that scenarios can wait exact times.
+fn exact() -> Policy {
+    Policy {
+        retry_jitter_percent: 0,
+        ..Policy::default()
+    }
+}
+
 impl Room {
     fn new() -> Self {
-        Self::with(Policy::default())
+        Self::with(exact())
     }
 
     fn with(policy: Policy) -> Self {
@@ -189,7 +197,7 @@ fn back_to_back_calendar_meetings_switch_after_the_first_session_stopped() {
 fn retryable_failures_back_off_exponentially_then_give_up() {
     let mut room = Room::with(Policy {
         max_attempts: 4,
-        ..Policy::default()
+        ..exact()
     });
     room.join(A, Source::Button).unwrap();
     let mut waits = Vec::new();
@@ -220,11 +228,51 @@ fn backoff_is_capped() {
     let policy = Policy {
         initial_backoff: Duration::from_secs(1),
         max_backoff: Duration::from_secs(60),
+        ..exact()
+    };
+    let retries = policy.retry_backoff();
+    assert_eq!(retries.nominal(0), Duration::from_secs(1));
+    assert_eq!(retries.nominal(6), Duration::from_secs(60));
+    assert_eq!(retries.nominal(u32::MAX), Duration::from_secs(60));
+}
+
+/// The waits before each retry of one meeting, for a room with this seed.
+fn retry_waits(policy: Policy) -> Vec<Duration> {
+    let mut room = Room::with(policy);
+    room.join(A, Source::Button).unwrap();
+    let mut waits = Vec::new();
+    for _ in 1..policy.max_attempts {
+        room.event(unreachable());
+        let wait = room.c.poll_timeout().unwrap() - room.now;
+        waits.push(wait);
+        room.advance(wait);
+    }
+    waits
+}
+
+#[test]
+fn rooms_restarted_together_do_not_retry_in_lockstep() {
+    let room = |name: &str| Policy {
+        max_attempts: 6,
+        retry_seed: crate::backoff::seed_from(name),
         ..Policy::default()
     };
-    assert_eq!(policy.backoff(2), Duration::from_secs(1));
-    assert_eq!(policy.backoff(8), Duration::from_secs(60));
-    assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(60));
+    let a = retry_waits(room("Salle Gutenberg"));
+    let b = retry_waits(room("Salle Lovelace"));
+    assert_ne!(a, b);
+    assert_eq!(
+        a,
+        retry_waits(room("Salle Gutenberg")),
+        "same seed, same waits"
+    );
+    for (n, wait) in a.iter().enumerate() {
+        let nominal = Duration::from_secs(1 << n).as_secs_f64();
+        let wait = wait.as_secs_f64();
+        assert!(
+            wait >= nominal * 0.9 - 1e-3 && wait <= nominal * 1.1 + 1e-3,
+            "retry {n}: {wait} s"
+        );
+    }
 }
 
 #[test]

@@ -18,7 +18,8 @@ use crate::Command;
 
 use super::Connection;
 use crate::session::local_media::Media;
-use crate::session::{backoff, on_command, Outcome, CAMERA_CID, MICROPHONE_CID};
+use crate::session::{on_command, Outcome, CAMERA_CID, MICROPHONE_CID, RECONNECT_BACKOFF};
+use visio_room_core::backoff::{seed_from, Backoff};
 
 /// The longest an ICE restart waits for the previous gathering to end.
 const GATHERING_WAIT: Duration = Duration::from_secs(5);
@@ -49,6 +50,8 @@ impl<'a> Connection<'a> {
         }
         let started = tokio::time::Instant::now();
         let mut attempt: u32 = 0;
+        // Seeded by our participant sid: rooms cut off together do not resume in lockstep.
+        let mut retries = Backoff::new(RECONNECT_BACKOFF, seed_from(self.me.sid()));
         let mut last = reason.clone();
         loop {
             let budget = if self.ice_connected() {
@@ -66,7 +69,7 @@ impl<'a> Connection<'a> {
             let delay = if attempt == 0 {
                 Duration::ZERO
             } else {
-                backoff(attempt - 1).min(remaining)
+                retries.next().min(remaining)
             };
             attempt += 1;
             let url = self.link.creds.ws_url.clone();
