@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Dependencies of the systemd integration tests (daemon/roomd/tests/systemd_units.rs):
+# Dependencies of the systemd integration tests (daemon/roomd/tests/systemd_units/):
 #
 #   tool                                           package
 #   systemd-analyze, systemd-sysusers, -tmpfiles   systemd
