@@ -250,6 +250,8 @@ fn policy(config: &Config) -> Policy {
         lobby_timeout: Duration::from_secs(join.lobby_timeout_s),
         leave_timeout: Duration::from_millis(join.leave_timeout_ms),
         join_muted: config.room.join_muted,
+        // Rooms restarted together retry a Visio outage at different times.
+        retry_seed: visio_room_core::backoff::seed_from(&config.room.name),
         ..Policy::default()
     }
 }

@@ -51,7 +51,6 @@ impl Visio {
             tls,
             allowed_hosts: config.visio.allow_list(),
             media_hosts: config.visio.media_host_list(),
-            lobby_timeout: std::time::Duration::from_secs(config.join.lobby_timeout_s),
             ..SessionConfig::default()
         };
         Visio {

@@ -30,8 +30,6 @@ pub struct SessionConfig {
     /// configuration (clones share them): a retry of the same meeting is recognised by Meet
     /// and, once admitted, let in again without a host.
     pub lobby_cookies: crate::meet::LobbyCookies,
-    /// Give up waiting in the lobby after this long ([`visio_room_core::controller::FailureKind::LobbyTimeout`]).
-    pub lobby_timeout: Duration,
     /// Budget for re-establishing a lost LiveKit connection before reporting `Unreachable`.
     pub reconnect_budget: Duration,
     /// How long to try resuming the same participant (`reconnect=1`) after the signalling
@@ -57,7 +55,6 @@ impl Default for SessionConfig {
             tls: None,
             lobby_poll_interval: Duration::from_secs(1),
             lobby_cookies: crate::meet::LobbyCookies::default(),
-            lobby_timeout: Duration::from_secs(600),
             reconnect_budget: Duration::from_secs(60),
             resume_budget: Duration::from_secs(8),
             ice_loopback_only: false,

@@ -3,7 +3,8 @@
 //! Given a canonical Visio (La Suite Meet) meeting URL and a display name, a session:
 //! 1. asks the Meet REST API for the room (`config/`, `rooms/<slug>/?username=`) and, when the
 //!    room is not public, waits in the lobby (`request-entry` every second with the
-//!    `lobbyParticipantId` cookie) until admitted, denied or timed out ([`meet`]);
+//!    `lobbyParticipantId` cookie) until admitted, denied or stopped (the lobby timeout is the
+//!    controller's) ([`meet`]);
 //! 2. joins the LiveKit room over the signalling WebSocket (protocol 16, [`signal`]), publishes
 //!    the room's camera (H.264) and microphone (Opus), subscribes to everyone, follows
 //!    participant updates, server mutes, token refreshes and leave requests, and rejoins by

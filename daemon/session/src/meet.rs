@@ -148,9 +148,6 @@ pub enum MeetError {
     /// A host refused to let the room in.
     #[error("a host of the meeting denied the room's entry from the lobby")]
     Denied,
-    /// Nobody admitted the room in time.
-    #[error("nobody admitted the room from the lobby within {0:?}; ask a participant to let it in, then join again")]
-    LobbyTimeout(Duration),
 }
 
 impl MeetError {
@@ -169,7 +166,6 @@ impl MeetError {
             }
             MeetError::Status { .. } | MeetError::Malformed { .. } => FailureKind::Protocol,
             MeetError::Denied => FailureKind::Denied,
-            MeetError::LobbyTimeout(_) => FailureKind::LobbyTimeout,
         }
     }
 }
@@ -510,12 +506,13 @@ impl MeetClient {
 
     /// Resolves the meeting to LiveKit credentials: room lookup, then the lobby if needed,
     /// with the cookie of an earlier attempt at the same meeting from `cookies` (kept there).
-    /// `on_waiting` runs once when the room starts waiting in the lobby.
+    /// `on_waiting` runs once when the room starts waiting in the lobby. The lobby is waited in
+    /// until a host answers or the future is dropped: how long to wait is the controller's
+    /// decision (`join.lobby_timeout_s`), which stops the session.
     pub async fn join_credentials<F, Fut>(
         &self,
         username: &str,
         poll_interval: Duration,
-        lobby_timeout: Duration,
         cookies: &LobbyCookies,
         on_waiting: F,
     ) -> Result<Credentials, MeetError>
@@ -533,7 +530,6 @@ impl MeetClient {
         if let Some(grant) = room.livekit {
             return self.credentials(&grant, force_wss);
         }
-        let started = tokio::time::Instant::now();
         let meeting = format!("{}rooms/{}", self.target.api, self.target.slug);
         let mut lobby_id = cookies.get(&meeting, Instant::now());
         if lobby_id.is_some() {
@@ -571,9 +567,6 @@ impl MeetClient {
                     tokio::time::sleep(poll_interval).await;
                 }
                 Err(e) => return Err(e),
-            }
-            if started.elapsed() >= lobby_timeout {
-                return Err(MeetError::LobbyTimeout(lobby_timeout));
             }
             tokio::time::sleep(poll_interval).await;
         }
@@ -767,8 +760,5 @@ mod tests {
         };
         assert_eq!(s(502).kind(), FailureKind::Unreachable);
         assert_eq!(s(400).kind(), FailureKind::Protocol);
-        assert!(
-            MeetError::LobbyTimeout(Duration::from_secs(1)).kind() == FailureKind::LobbyTimeout
-        );
     }
 }

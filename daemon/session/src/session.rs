@@ -174,7 +174,6 @@ async fn run_inner(
         let joining = client.join_credentials(
             &request.display_name,
             config.lobby_poll_interval,
-            config.lobby_timeout,
             &config.lobby_cookies,
             waiting,
         );

@@ -38,7 +38,6 @@ async fn a_public_room_gives_livekit_credentials_for_its_uuid() {
         .join_credentials(
             "Salle Jaune",
             Duration::from_millis(200),
-            Duration::from_secs(5),
             &Default::default(),
             || async {},
         )
@@ -136,19 +135,35 @@ async fn a_room_denied_by_the_host_reports_denied() {
     assert_eq!(failure(&e), Some(FailureKind::Denied), "{e:?}");
 }
 
+/// The lobby timeout is the controller's (it stops the session): the session itself waits in
+/// the lobby for as long as nobody answers.
 #[tokio::test]
-async fn nobody_admitting_the_room_ends_in_a_lobby_timeout() {
+async fn the_session_waits_in_the_lobby_until_it_is_stopped() {
     let sim = Sim::start(&["--room", "board:trusted"]);
     let (tx, mut events) = mpsc::unbounded_channel();
-    let mut config = sim_config(&sim.base);
-    config.lobby_timeout = Duration::from_secs(2);
-    let _session = start(
+    let session = start(
         request(1, &sim.meeting_url("board"), "Salle Bleue"),
-        config,
+        sim_config(&sim.base),
         tx,
     );
-    let e = expect_event(&mut events, 10, "Failed", |e| failure(e).is_some()).await;
-    assert_eq!(failure(&e), Some(FailureKind::LobbyTimeout), "{e:?}");
+    expect_event(&mut events, 10, "WaitingInLobby", |e| {
+        *e == SessionEvent::WaitingInLobby
+    })
+    .await;
+    // Lobby entries expire 3 s after the last poll: still waiting after 5 s means it polls on.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    while let Ok((_, event)) = events.try_recv() {
+        assert!(failure(&event).is_none(), "{event:?}");
+    }
+    assert_eq!(
+        sim.get("/api/v1.0/rooms/board/waiting-participants/").await["participants"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "still in the lobby"
+    );
+    session.stop();
+    expect_event(&mut events, 5, "Stopped", |e| *e == SessionEvent::Stopped).await;
 }
 
 #[tokio::test]
