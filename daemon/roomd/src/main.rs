@@ -52,7 +52,6 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
     let (config, source) = match Config::load_or_default(args.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -60,6 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(&config.room.log_filter);
     if args.check_config {
         match &source {
             ConfigSource::File(path) => println!("{}: configuration is valid", path.display()),
@@ -90,11 +90,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// What is logged by default: our crates (`visio_roomd`, `visio_room_*`: a target matches the
+/// directives it starts with) at `info`, which says what the room does; every other crate only
+/// from `warn` (webrtc-rs logs each ICE state change, and more, at `info`).
+const DEFAULT_LOG_FILTER: &str = "warn,visio_room=info";
+
 /// Logs to the journal when started by systemd with its stderr on the journal, else to stderr.
-fn init_logging() {
+/// The filter is `RUST_LOG` when set, else `room.log_filter` when set, else
+/// [`DEFAULT_LOG_FILTER`].
+fn init_logging(configured: &str) {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let env = std::env::var("RUST_LOG").unwrap_or_default();
+    let (origin, directives) = if !env.trim().is_empty() {
+        ("RUST_LOG", env.as_str())
+    } else if !configured.trim().is_empty() {
+        ("room.log_filter", configured)
+    } else {
+        ("the default", DEFAULT_LOG_FILTER)
+    };
+    let filter = EnvFilter::try_new(directives).unwrap_or_else(|e| {
+        eprintln!("visio-roomd: {origin} {directives:?} is not a log filter ({e}); using {DEFAULT_LOG_FILTER:?}");
+        EnvFilter::new(DEFAULT_LOG_FILTER)
+    });
     let registry = tracing_subscriber::registry().with(filter);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(journald) = tracing_journald::layer() {
