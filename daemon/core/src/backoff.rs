@@ -54,7 +54,7 @@ impl BackoffPolicy {
 pub struct Backoff {
     policy: BackoffPolicy,
     seed: u64,
-    /// Delays handed out by [`Backoff::next`] since the last reset.
+    /// Delays handed out by [`Backoff::next_delay`] since the last reset.
     failures: u32,
     /// Jitter draws so far (never reset, so a reset does not replay the same jitter).
     draws: u64,
@@ -78,7 +78,7 @@ impl Backoff {
 
     /// The wait before the next attempt, after one more failure: `base` (jittered) the first
     /// time after a reset, then growing by `factor` up to `max`.
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let nominal = self.policy.nominal(self.failures);
         self.failures = self.failures.saturating_add(1);
         self.jittered(nominal)
@@ -96,7 +96,7 @@ impl Backoff {
         self.failures = 0;
     }
 
-    /// How many delays [`Backoff::next`] handed out since the last reset.
+    /// How many delays [`Backoff::next_delay`] handed out since the last reset.
     pub fn failures(&self) -> u32 {
         self.failures
     }
@@ -159,12 +159,14 @@ mod tests {
             jitter_percent: 0,
         };
         let mut backoff = Backoff::new(policy, 1);
-        let delays: Vec<u64> = (0..8).map(|_| backoff.next().as_millis() as u64).collect();
+        let delays: Vec<u64> = (0..8)
+            .map(|_| backoff.next_delay().as_millis() as u64)
+            .collect();
         assert_eq!(delays, [300, 600, 1200, 2400, 4800, 7000, 7000, 7000]);
         backoff.reset();
-        assert_eq!(backoff.next(), ms(300));
+        assert_eq!(backoff.next_delay(), ms(300));
         assert_eq!(backoff.pace(), ms(300));
-        assert_eq!(backoff.next(), ms(600), "pace does not grow");
+        assert_eq!(backoff.next_delay(), ms(600), "pace does not grow");
         assert_eq!(policy.nominal(u32::MAX), ms(7_000));
     }
 
@@ -199,7 +201,7 @@ mod tests {
         };
         let mut a = Backoff::new(policy, seed_from("Salle Gutenberg"));
         let mut b = Backoff::new(policy, seed_from("Salle Lovelace"));
-        let same = (0..10).filter(|_| a.next() == b.next()).count();
+        let same = (0..10).filter(|_| a.next_delay() == b.next_delay()).count();
         assert_eq!(same, 0);
     }
 
@@ -214,7 +216,7 @@ mod tests {
             let j = f64::from(policy.jitter_percent.min(100)) / 100.0;
             for step in steps {
                 let (nominal, delay) = match step {
-                    0 => (policy.nominal(backoff.failures()), backoff.next()),
+                    0 => (policy.nominal(backoff.failures()), backoff.next_delay()),
                     1 => (policy.nominal(0), backoff.pace()),
                     _ => { backoff.reset(); continue; }
                 };
@@ -243,7 +245,7 @@ mod tests {
                     a.reset();
                     b.reset();
                 }
-                prop_assert_eq!(a.next(), b.next());
+                prop_assert_eq!(a.next_delay(), b.next_delay());
             }
         }
     }

@@ -928,7 +928,7 @@ impl Controller {
             let retry = Retry {
                 next_attempt,
                 max_attempts: self.policy.max_attempts,
-                at: now + self.retries.next(),
+                at: now + self.retries.next_delay(),
             };
             self.phase = Phase::WaitingToRetry { retry };
             self.status.state = State::Joining;

@@ -511,7 +511,7 @@ impl SourceFollower {
                 backoff.reset();
                 backoff.pace()
             } else {
-                backoff.next()
+                backoff.next_delay()
             };
             tokio::time::sleep(delay).await;
         }
@@ -608,12 +608,12 @@ mod tests {
         };
         let mut backoff = Backoff::new(policy, 1);
         assert_eq!(backoff.pace(), interval);
-        let waits: Vec<u64> = (0..7).map(|_| backoff.next().as_secs()).collect();
+        let waits: Vec<u64> = (0..7).map(|_| backoff.next_delay().as_secs()).collect();
         assert_eq!(waits, [60, 120, 240, 480, 600, 600, 600]);
         backoff.reset();
         assert_eq!(backoff.pace(), interval);
         assert_eq!(
-            backoff.next(),
+            backoff.next_delay(),
             interval,
             "a good poll starts the backoff over"
         );

@@ -229,7 +229,7 @@ async fn run_inner(
             if since.elapsed() > config.reconnect_budget {
                 break Outcome::Lost(last_loss);
             }
-            let delay = rejoin_backoff.next();
+            let delay = rejoin_backoff.next_delay();
             tracing::info!(
                 attempt,
                 ?delay,
@@ -329,11 +329,11 @@ mod tests {
     #[test]
     fn rejoin_backoff_doubles_from_300_ms_and_stays_under_7_s_plus_jitter() {
         let mut backoff = Backoff::new(RECONNECT_BACKOFF, 7);
-        let first = backoff.next();
+        let first = backoff.next_delay();
         assert!(first >= Duration::from_millis(255) && first <= Duration::from_millis(345));
-        assert!(backoff.next() >= Duration::from_millis(510));
+        assert!(backoff.next_delay() >= Duration::from_millis(510));
         for _ in 0..10 {
-            let delay = backoff.next();
+            let delay = backoff.next_delay();
             assert!(delay >= Duration::from_millis(5_950) && delay <= Duration::from_millis(8_050));
         }
     }

@@ -69,7 +69,7 @@ impl<'a> Connection<'a> {
             let delay = if attempt == 0 {
                 Duration::ZERO
             } else {
-                retries.next().min(remaining)
+                retries.next_delay().min(remaining)
             };
             attempt += 1;
             let url = self.link.creds.ws_url.clone();
