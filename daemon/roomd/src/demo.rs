@@ -29,6 +29,31 @@ impl DemoSim {
     pub fn meeting_url(&self) -> String {
         format!("{}/{DEMO_ROOM}", self.origin)
     }
+
+    /// The few lines a person needs: where to see the room, where its D-Bus API is, how to
+    /// stop. `session_bus` says which bus the daemon serves on.
+    pub fn banner(&self, session_bus: bool) -> String {
+        let url = self.meeting_url();
+        let (bus, ctl) = if session_bus {
+            let address = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+                .unwrap_or_else(|_| "the session bus".into());
+            let ctl =
+                format!("DBUS_SESSION_BUS_ADDRESS={address} visio-roomctl --session-bus status");
+            (address, ctl)
+        } else {
+            (
+                "the system bus".to_owned(),
+                "visio-roomctl status".to_owned(),
+            )
+        };
+        format!(
+            "\n\
+             visio-roomd demo: the room is joining {url}\n\
+             \x20 See and hear the room: open {url} in a browser.\n\
+             \x20 D-Bus API (org.visioroom.Room1) on {bus}; try: {ctl}\n\
+             \x20 Stop: Ctrl-C.\n"
+        )
+    }
 }
 
 /// Where the `visio-sim` binary is: next to `visio-roomd` (a workspace build), else on `PATH`.
@@ -46,6 +71,11 @@ pub async fn start_sim() -> anyhow::Result<DemoSim> {
     let mut child = Command::new(&binary)
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
+        // The sim's own log is for its developers: only its errors, unless RUST_LOG says more.
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+        )
         .kill_on_drop(true)
         .spawn()
         .with_context(|| {

@@ -217,7 +217,7 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
     }
 
     if let Some(sim) = &sim {
-        join_demo(sim, commands_tx).await;
+        join_demo(sim, args.session_bus, commands_tx).await;
     }
     room_loop
         .run(commands_rx, BusPublisher::new(iface_ref), shutdown_signal())
@@ -229,10 +229,13 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
 
 /// Asks the room loop (once it runs) to join the demo meeting, and tells the person where to
 /// see the room.
-async fn join_demo(sim: &demo::DemoSim, commands: mpsc::Sender<room::Command>) {
+async fn join_demo(
+    sim: &demo::DemoSim,
+    session_bus: bool,
+    commands: mpsc::Sender<room::Command>,
+) {
     let url = sim.meeting_url();
-    println!("visio-roomd demo: the room is joining {url}");
-    println!("Open {url} in a browser to see and hear the room; Ctrl-C to stop.");
+    println!("{}", sim.banner(session_bus));
     let (reply, _outcome) = tokio::sync::oneshot::channel();
     let input = visio_room_core::controller::Input::Join {
         url,
