@@ -422,6 +422,8 @@ async fn watch(
 }
 
 #[cfg(test)]
+// The netlink message types are built field by field, as their crate documents them.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
     use netlink_packet_route::address::AddressHeader;
