@@ -228,6 +228,34 @@ fn lobby_denial_is_reported_and_the_room_goes_back_to_idle() -> Result<()> {
     still_answers(&bus, &mut daemon)
 }
 
+/// The lobby timeout is the controller's alone: when nobody answers within
+/// `join.lobby_timeout_s`, the controller stops the session (which would otherwise wait on), the
+/// room leaves the lobby and shows the reason.
+#[test]
+fn nobody_admitting_the_room_ends_the_lobby_wait_at_the_configured_timeout() -> Result<()> {
+    let sim = Sim::start(&["--room", "board:restricted"])?;
+    let bus = Bus::start()?;
+    let config = RoomConfig::new("Salle Grise", sim.host()).with("[join]\nlobby_timeout_s = 10\n");
+    let mut daemon = Daemon::with_config(&bus, &config)?;
+    bus.ctl_ok(&["join", &sim.meeting_url("board")])?;
+    bus.wait_status(15, "the lobby", |s| s["state"] == "lobby")?;
+    let waiting_since = Instant::now();
+    let failed = bus.wait_status(20, "the lobby timeout", |s| {
+        s["health"]["last_error_kind"] == "lobby-timeout"
+    })?;
+    let waited = waiting_since.elapsed();
+    println!("lobby left {waited:?} after entering it");
+    assert!(waited >= Duration::from_secs(9), "{waited:?}");
+    assert_eq!(failed["state"], "error", "{failed:#}");
+    // The session stopped polling: its entry expires from the lobby (3 s after the last poll).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sim.waiting("board")?.is_empty() {
+        assert!(Instant::now() < deadline, "the room is still in the lobby");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    still_answers(&bus, &mut daemon)
+}
+
 #[test]
 fn a_server_mute_mutes_the_room_within_a_second_and_it_stays_muted() -> Result<()> {
     let sim = Sim::start(&[])?;
