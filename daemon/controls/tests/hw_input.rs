@@ -3,6 +3,10 @@
 //! Needs the uinput module (/dev/uinput) and root. The volume-key test also needs snd-dummy.
 //! See tests/HW.md.
 
+// The workspace denies unsafe code; this file needs it for
+// uinput ioctls; each unsafe block says why it is sound (SAFETY).
+#![allow(unsafe_code)]
+
 mod hw_support;
 
 use std::fs::{File, OpenOptions};

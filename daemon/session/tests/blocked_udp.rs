@@ -20,6 +20,10 @@
 //! Needs root, iproute2, nftables, coturn, openssl (`scripts/deps.d/session.sh`) and the
 //! Python SDK venv (`scripts/deps.d/sim.sh`).
 
+// The workspace denies unsafe code; this file needs it for
+// unshare(2) for a private network namespace; each unsafe block says why it is sound (SAFETY).
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -6,6 +6,10 @@
 //! but this kernel has no `sch_netem`. Needs root (CI runs tests as root), `ip` and `nft`
 //! (iproute2, nftables: `scripts/deps.d/session.sh`).
 
+// The workspace denies unsafe code; this file needs it for
+// unshare(2) for a private network namespace; each unsafe block says why it is sound (SAFETY).
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::process::Command;

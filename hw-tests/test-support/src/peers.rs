@@ -8,6 +8,10 @@
 //! peer prints one JSON object per line on stdout. Their dependencies are installed by
 //! `scripts/deps.d/sim.sh`.
 
+// The workspace denies unsafe code; this file needs it for
+// unshare(2) and flock(2); each unsafe block says why it is sound (SAFETY).
+#![allow(unsafe_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

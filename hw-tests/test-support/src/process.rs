@@ -1,5 +1,9 @@
 //! Figures of a running process read from `/proc`: CPU time and resident memory.
 
+// The workspace denies unsafe code; this file needs it for
+// sysconf(3) and kill(2) through libc; each unsafe block says why it is sound (SAFETY).
+#![allow(unsafe_code)]
+
 use crate::{Error, Result};
 
 /// CPU time and memory of one process at one moment.

@@ -1,6 +1,10 @@
 //! Shared by the integration tests: start the real `visio-sim` binary, find the official
 //! clients installed by `scripts/deps.d/sim.sh`, and isolate a test in its own network
 //! namespace.
+
+// The workspace denies unsafe code; this file needs it for
+// unshare(2) and flock(2); each unsafe block says why it is sound (SAFETY).
+#![allow(unsafe_code)]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
