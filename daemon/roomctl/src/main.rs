@@ -33,7 +33,7 @@ enum Command {
     },
     /// Join the meeting at URL.
     Join {
-        /// Meeting URL, e.g. https://visio.numerique.gouv.fr/abc-defg-hij
+        /// Meeting URL, e.g. `https://visio.numerique.gouv.fr/abc-defg-hij`
         url: String,
     },
     /// Leave the current meeting.

@@ -2,8 +2,7 @@
 //!
 //! The controller decides *when* a meeting session runs; a [`MeetingBackend`] knows *how*.
 //! [`Visio`] runs real sessions (`visio-room-session`: Meet REST API, lobby, LiveKit, WebRTC,
-//! and the media engine); the trait keeps the room loop testable and lets a build without media
-//! say so honestly ([`Unavailable`]).
+//! and the media engine); the trait keeps the room loop testable.
 
 use std::sync::Arc;
 

@@ -40,7 +40,7 @@ section! {
         manual_call: ManualCall = ManualCall::Offer => parsed("\"offer\" or \"switch\""),
         /// How many meetings `NextMeetings` lists.
         show_next: u32 = 5 => whole(1, 50),
-        /// `[[calendar.sources]]`, in file order (their keys: [`SourceKeys`]).
+        /// `[[calendar.sources]]`, in file order (their keys: `SourceKeys`).
         sources: Vec<CalendarSource> = Vec::new() => SourceList,
     }
 }

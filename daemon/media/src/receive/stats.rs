@@ -15,7 +15,7 @@ pub struct TrackStats {
     pub codec: RemoteCodec,
     /// The decoder element in use (`avdec_h264`, `vah264dec`, `opusdec`, ...).
     pub decoder: String,
-    /// RTP packets accepted by [`Receiver::push_rtp`].
+    /// RTP packets accepted by [`Receiver::push_rtp`](super::Receiver::push_rtp).
     pub packets_received: u64,
     /// RTP packets dropped because the track's queue was full.
     pub packets_dropped: u64,
