@@ -18,13 +18,14 @@ use visio_room_calendar::{
     Cache, CachedSource, PollOutcome, Source as CalendarSourceIo, SourceOptions, SourceSpec,
 };
 use visio_room_core::backoff::{seed_from, Backoff, BackoffPolicy};
-use visio_room_core::config::{CalendarAuth, CalendarConfig, CalendarSource, Config, ManualCall};
+use visio_room_core::config::{CalendarConfig, Config};
 use visio_room_core::controller::{Source, State, Status};
 use visio_room_schedule::planner::{
-    Action as PlanAction, CallOrigin, CallState, ManualCallPolicy, MeetingKey, NextMeeting,
-    Planner, PlannerPolicy,
+    Action as PlanAction, CallOrigin, CallState, MeetingKey, NextMeeting, Planner,
 };
 use visio_room_schedule::{occurrences, ExpandOptions, Occurrence};
+
+use crate::settings;
 
 /// Where the last good copy of each source is kept (the unit's `StateDirectory`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/visio-room";
@@ -145,27 +146,18 @@ impl RoomCalendar {
         if c.sources.is_empty() {
             return None;
         }
-        let local_zone = c
-            .time_zone
-            .as_deref()
-            .and_then(|z| z.parse().ok())
-            .unwrap_or_else(visio_room_schedule::zone::system_zone);
         Some(RoomCalendar {
-            planner: Planner::new(policy(c)),
-            options: ExpandOptions {
-                local_zone,
-                room_address: c.room_address.clone(),
-                allowed_hosts: config.visio.allow_list(),
-            },
+            planner: Planner::new(settings::planner_policy(c)),
+            options: settings::expand_options(config),
             sources: c
                 .sources
                 .iter()
                 .map(|s| SourceState {
-                    name: describe(s),
+                    name: settings::source_spec(s).describe(),
                     ..SourceState::default()
                 })
                 .collect(),
-            poll_interval: Duration::from_secs(c.poll_interval_s.into()),
+            poll_interval: settings::poll_interval(c),
             occurrences: Vec::new(),
             skipped: 0,
             expanded_at: None,
@@ -370,52 +362,6 @@ impl RoomCalendar {
     }
 }
 
-fn policy(c: &CalendarConfig) -> PlannerPolicy {
-    PlannerPolicy {
-        join_lead_s: c.join_lead_s,
-        leave_grace_s: c.leave_grace_s,
-        join_tentative: c.join_tentative,
-        manual_call: match c.manual_call {
-            ManualCall::Offer => ManualCallPolicy::Offer,
-            ManualCall::Switch => ManualCallPolicy::Switch,
-        },
-        next_count: c.show_next as usize,
-    }
-}
-
-/// A source as shown in logs and `Health`: its file, or its URL's scheme and host (the path
-/// of a private feed is often a secret).
-fn describe(source: &CalendarSource) -> String {
-    spec(source).describe()
-}
-
-fn spec(source: &CalendarSource) -> SourceSpec {
-    let auth = |a: &CalendarAuth| match a {
-        CalendarAuth::None => visio_room_calendar::Auth::None,
-        CalendarAuth::Basic {
-            username,
-            password_file,
-        } => visio_room_calendar::Auth::Basic {
-            username: username.clone(),
-            password_file: password_file.clone(),
-        },
-        CalendarAuth::Bearer { token_file } => visio_room_calendar::Auth::Bearer {
-            token_file: token_file.clone(),
-        },
-    };
-    match source {
-        CalendarSource::File { path } => SourceSpec::File { path: path.clone() },
-        CalendarSource::Ics { url, auth: a } => SourceSpec::Ics {
-            url: url.clone(),
-            auth: auth(a),
-        },
-        CalendarSource::CalDav { url, auth: a } => SourceSpec::CalDav {
-            url: url.clone(),
-            auth: auth(a),
-        },
-    }
-}
-
 /// Starts one fetching task per configured source. Each first reports its cached copy (if
 /// any), then fetches at once and every `poll_interval_s` (with jitter; backing off while the
 /// source fails), caching what it gets. `https` sources trust the room's one TLS
@@ -427,14 +373,14 @@ pub fn spawn_sources(
     tls: Option<Arc<visio_room_session::tls::ClientConfig>>,
     updates: mpsc::Sender<SourceUpdate>,
 ) {
-    let interval = Duration::from_secs(config.poll_interval_s.into());
+    let interval = settings::poll_interval(config);
     // Rooms of a building restarted together must not poll in lockstep: the jitter's seed
     // differs per room and per source.
     let room_seed = seed_from(room_name);
     for (index, source) in config.sources.iter().enumerate() {
         let follower = SourceFollower {
             index,
-            spec: spec(source),
+            spec: settings::source_spec(source),
             cache: Cache::new(cache_dir.to_owned()),
             interval,
             seed: room_seed ^ index as u64,

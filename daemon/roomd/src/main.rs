@@ -10,17 +10,17 @@ mod demo;
 mod intent;
 mod meeting;
 mod room;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 use visio_room_core::config::{Config, ConfigSource};
-use visio_room_core::controller::Policy;
 
 use crate::dbus::{BusPublisher, RoomInterface};
 use crate::meeting::Visio;
@@ -37,6 +37,10 @@ struct Args {
     /// Validate the configuration and exit (status 0 when valid).
     #[arg(long)]
     check_config: bool,
+    /// Print every configuration key (section, key, TOML type, what it must be, default,
+    /// documentation) as JSON, and exit.
+    #[arg(long)]
+    print_config_schema: bool,
     /// Serve on the session bus instead of the system bus (development).
     #[arg(long)]
     session_bus: bool,
@@ -52,6 +56,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.print_config_schema {
+        return print_config_schema();
+    }
     let (config, source) = match Config::load_or_default(args.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -151,11 +158,11 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
     let facts = Facts {
         config_file,
         started_at: room::unix_ms(SystemTime::now()) / 1000,
-        media: media_facts(&config),
+        media: settings::media_facts(&config.media),
         next_meetings: Vec::new(),
         recovery: None,
     };
-    let policy = policy(&config);
+    let policy = settings::controller_policy(&config);
     let shared = Shared::new(Snapshot {
         status: visio_room_core::controller::Controller::new(policy)
             .status()
@@ -261,33 +268,19 @@ fn room_tls() -> Option<std::sync::Arc<visio_room_session::tls::ClientConfig>> {
     }
 }
 
-/// The controller's policy from the `[room]` and `[join]` sections.
-fn policy(config: &Config) -> Policy {
-    let join = &config.join;
-    Policy {
-        max_attempts: join.max_attempts,
-        initial_backoff: Duration::from_millis(join.initial_backoff_ms),
-        max_backoff: Duration::from_millis(join.max_backoff_ms),
-        lobby_timeout: Duration::from_secs(join.lobby_timeout_s),
-        leave_timeout: Duration::from_millis(join.leave_timeout_ms),
-        join_muted: config.room.join_muted,
-        // Rooms restarted together retry a Visio outage at different times.
-        retry_seed: visio_room_core::backoff::seed_from(&config.room.name),
-        ..Policy::default()
+/// `--print-config-schema`: the keys of the configuration file, for programs (the fleet's
+/// configuration push).
+fn print_config_schema() -> ExitCode {
+    match serde_json::to_string_pretty(&Config::schema()) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("visio-roomd: cannot write the configuration schema: {e}");
+            ExitCode::FAILURE
+        }
     }
-}
-
-/// The configured media, as shown in the `Media` property.
-fn media_facts(config: &Config) -> Vec<(&'static str, String)> {
-    let m = &config.media;
-    vec![
-        ("video_source", m.video_source.to_string()),
-        ("audio_source", m.audio_source.to_string()),
-        ("video_sink", m.video_sink.to_string()),
-        ("audio_sink", m.audio_sink.to_string()),
-        ("resolution", m.resolution.to_string()),
-        ("framerate", m.framerate.to_string()),
-    ]
 }
 
 async fn shutdown_signal() {

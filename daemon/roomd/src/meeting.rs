@@ -9,13 +9,11 @@ use std::sync::Arc;
 use visio_room_core::config::{self, Config};
 use visio_room_core::controller::{Failure, FailureKind, SessionEvent};
 use visio_room_core::meeting_url::{AllowedHosts, MeetingUrl};
-use visio_room_media::{
-    AudioSenderConfig, AudioSinkSetting, CameraSetting, CameraSource, MicrophoneSetting,
-    MicrophoneSource, ReceiverConfig, VideoSenderConfig, VideoSinkSetting,
-};
 use visio_room_session::tls::ClientConfig;
-use visio_room_session::{MediaSettings, SessionConfig, SessionHandle};
 pub use visio_room_session::{MediaStatus, SessionEvents, SessionRequest};
+use visio_room_session::{SessionConfig, SessionHandle};
+
+use crate::settings;
 
 /// A running meeting session. Dropping it stops the session without blocking.
 pub trait RunningSession: Send {
@@ -48,9 +46,7 @@ impl Visio {
     pub fn new(config: &Config, tls: Option<Arc<ClientConfig>>) -> Visio {
         let session = SessionConfig {
             tls,
-            allowed_hosts: config.visio.allow_list(),
-            media_hosts: config.visio.media_host_list(),
-            ..SessionConfig::default()
+            ..settings::session_config(config)
         };
         Visio {
             session,
@@ -58,58 +54,11 @@ impl Visio {
             allow_list: config.visio.allow_list(),
         }
     }
-
-    /// The media settings for one session. The camera is looked up at each join, so a camera
-    /// plugged in after start-up is used by the next meeting.
-    fn media_settings(&self) -> Result<MediaSettings, String> {
-        let m = &self.media;
-        let camera = match &m.video_source {
-            config::VideoSource::Auto => CameraSetting::Auto,
-            config::VideoSource::Test => CameraSetting::Test,
-            config::VideoSource::Device(p) => CameraSetting::Device(p.clone()),
-        };
-        let camera = CameraSource::resolve(&camera).map_err(|e| e.to_string())?;
-        let microphone = MicrophoneSource::resolve(&match &m.audio_source {
-            config::AudioSource::Auto => MicrophoneSetting::Auto,
-            config::AudioSource::Test => MicrophoneSetting::Test,
-            config::AudioSource::Alsa(d) => MicrophoneSetting::Alsa(d.clone()),
-        });
-        let video_sink = match m.video_sink {
-            config::VideoSink::Auto => VideoSinkSetting::Auto,
-            config::VideoSink::Kms => VideoSinkSetting::Kms,
-            config::VideoSink::Window => VideoSinkSetting::Window,
-            config::VideoSink::None => VideoSinkSetting::None,
-        };
-        let audio_sink = match &m.audio_sink {
-            config::AudioSink::Auto => AudioSinkSetting::Auto,
-            config::AudioSink::None => AudioSinkSetting::None,
-            config::AudioSink::Alsa(d) => AudioSinkSetting::Alsa(d.clone()),
-        };
-        Ok(MediaSettings {
-            video: VideoSenderConfig {
-                camera,
-                width: m.resolution.width,
-                height: m.resolution.height,
-                fps: m.framerate,
-                ..VideoSenderConfig::default()
-            },
-            audio: AudioSenderConfig {
-                microphone,
-                ..AudioSenderConfig::default()
-            },
-            receiver: ReceiverConfig {
-                video_sink,
-                audio_sink,
-                ..ReceiverConfig::default()
-            },
-            encoder: None,
-        })
-    }
 }
 
 impl MeetingBackend for Visio {
     fn start(&self, request: SessionRequest, events: SessionEvents) -> Box<dyn RunningSession> {
-        let media = match self.media_settings() {
+        let media = match settings::media_settings(&self.media) {
             Ok(media) => media,
             Err(e) => {
                 let failure = Failure::new(
