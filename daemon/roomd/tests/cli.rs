@@ -64,3 +64,36 @@ fn a_missing_explicit_configuration_file_is_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/visio-room.toml"), "{err}");
 }
+
+#[test]
+fn the_configuration_schema_lists_every_key_with_its_type_and_default() {
+    let out = roomd(&["--print-config-schema"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let schema: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let framerate = schema
+        .iter()
+        .find(|k| k["section"] == "media" && k["key"] == "framerate")
+        .expect("media.framerate in the schema");
+    assert_eq!(framerate["toml_type"], "integer");
+    assert_eq!(framerate["default"], 30);
+    assert_eq!(framerate["expected"], "a whole number from 1 to 60");
+    // Every key of every section, the calendar's sources included.
+    for (section, key) in [
+        ("room", "name"),
+        ("visio", "allowed_hosts"),
+        ("join", "lobby_timeout_s"),
+        ("calendar", "sources"),
+        ("calendar.sources", "type"),
+    ] {
+        assert!(
+            schema
+                .iter()
+                .any(|k| k["section"] == section && k["key"] == key),
+            "{section}.{key}"
+        );
+    }
+}
