@@ -8,6 +8,8 @@
 //! It must not know about the room controller's internals, GStreamer or the network: it only
 //! describes what travels on the bus.
 
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -136,64 +138,73 @@ pub fn dict_to_json(dict: &Dict) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
-/// Client proxy of the room (used by `visio-roomctl` and by tests).
-#[zbus::proxy(
-    interface = "org.visioroom.Room1",
-    default_service = "org.visioroom.Room1",
-    default_path = "/org/visioroom/Room1"
-)]
-pub trait Room {
-    /// Join the meeting at `url`.
-    fn join(&self, url: &str) -> zbus::Result<()>;
-    /// Leave the current meeting.
-    fn leave(&self) -> zbus::Result<()>;
-    /// Mute or unmute the microphone.
-    fn set_mic_muted(&self, muted: bool) -> zbus::Result<()>;
-    /// Turn the camera on or off.
-    fn set_camera_enabled(&self, enabled: bool) -> zbus::Result<()>;
-    /// Set the speaker volume in percent.
-    fn set_volume(&self, percent: u32) -> zbus::Result<()>;
+pub use proxy::*;
 
-    /// The room's state.
-    #[zbus(property)]
-    fn state(&self) -> zbus::Result<String>;
-    /// The current meeting (`url`, `source`), empty when idle.
-    #[zbus(property)]
-    fn meeting(&self) -> zbus::Result<Dict>;
-    /// Whether the microphone is muted.
-    #[zbus(property)]
-    fn mic_muted(&self) -> zbus::Result<bool>;
-    /// Whether the camera is on.
-    #[zbus(property)]
-    fn camera_enabled(&self) -> zbus::Result<bool>;
-    /// Speaker volume in percent.
-    #[zbus(property)]
-    fn volume(&self) -> zbus::Result<u32>;
-    /// Remote participants of the current meeting.
-    #[zbus(property)]
-    fn participants(&self) -> zbus::Result<Vec<ParticipantInfo>>;
-    /// Upcoming meetings from the room's calendar.
-    #[zbus(property)]
-    fn next_meetings(&self) -> zbus::Result<Vec<NextMeeting>>;
-    /// Health of the appliance.
-    #[zbus(property)]
-    fn health(&self) -> zbus::Result<Dict>;
-    /// What media the room sends and receives.
-    #[zbus(property)]
-    fn media(&self) -> zbus::Result<Dict>;
-    /// Version of the daemon.
-    #[zbus(property)]
-    fn version(&self) -> zbus::Result<String>;
+/// The client proxy, in a module of its own: the types and methods zbus generates for it carry
+/// no docs, so `missing_docs` is allowed here only.
+#[allow(missing_docs)]
+mod proxy {
+    use super::{Dict, NextMeeting, ParticipantInfo};
 
-    /// A failure the room reported (`kind`, `message`).
-    #[zbus(signal)]
-    fn error(&self, kind: &str, message: &str) -> zbus::Result<()>;
-    /// A physical button was pressed.
-    #[zbus(signal)]
-    fn button_pressed(&self, button: &str) -> zbus::Result<()>;
-    /// A booked meeting started while the room is in a call started by hand.
-    #[zbus(signal)]
-    fn meeting_offered(&self, url: &str, summary: &str, start: i64) -> zbus::Result<()>;
+    /// Client proxy of the room (used by `visio-roomctl` and by tests).
+    #[zbus::proxy(
+        interface = "org.visioroom.Room1",
+        default_service = "org.visioroom.Room1",
+        default_path = "/org/visioroom/Room1"
+    )]
+    pub trait Room {
+        /// Join the meeting at `url`.
+        fn join(&self, url: &str) -> zbus::Result<()>;
+        /// Leave the current meeting.
+        fn leave(&self) -> zbus::Result<()>;
+        /// Mute or unmute the microphone.
+        fn set_mic_muted(&self, muted: bool) -> zbus::Result<()>;
+        /// Turn the camera on or off.
+        fn set_camera_enabled(&self, enabled: bool) -> zbus::Result<()>;
+        /// Set the speaker volume in percent.
+        fn set_volume(&self, percent: u32) -> zbus::Result<()>;
+
+        /// The room's state.
+        #[zbus(property)]
+        fn state(&self) -> zbus::Result<String>;
+        /// The current meeting (`url`, `source`), empty when idle.
+        #[zbus(property)]
+        fn meeting(&self) -> zbus::Result<Dict>;
+        /// Whether the microphone is muted.
+        #[zbus(property)]
+        fn mic_muted(&self) -> zbus::Result<bool>;
+        /// Whether the camera is on.
+        #[zbus(property)]
+        fn camera_enabled(&self) -> zbus::Result<bool>;
+        /// Speaker volume in percent.
+        #[zbus(property)]
+        fn volume(&self) -> zbus::Result<u32>;
+        /// Remote participants of the current meeting.
+        #[zbus(property)]
+        fn participants(&self) -> zbus::Result<Vec<ParticipantInfo>>;
+        /// Upcoming meetings from the room's calendar.
+        #[zbus(property)]
+        fn next_meetings(&self) -> zbus::Result<Vec<NextMeeting>>;
+        /// Health of the appliance.
+        #[zbus(property)]
+        fn health(&self) -> zbus::Result<Dict>;
+        /// What media the room sends and receives.
+        #[zbus(property)]
+        fn media(&self) -> zbus::Result<Dict>;
+        /// Version of the daemon.
+        #[zbus(property)]
+        fn version(&self) -> zbus::Result<String>;
+
+        /// A failure the room reported (`kind`, `message`).
+        #[zbus(signal)]
+        fn error(&self, kind: &str, message: &str) -> zbus::Result<()>;
+        /// A physical button was pressed.
+        #[zbus(signal)]
+        fn button_pressed(&self, button: &str) -> zbus::Result<()>;
+        /// A booked meeting started while the room is in a call started by hand.
+        #[zbus(signal)]
+        fn meeting_offered(&self, url: &str, summary: &str, start: i64) -> zbus::Result<()>;
+    }
 }
 
 #[cfg(test)]

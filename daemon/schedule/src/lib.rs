@@ -17,6 +17,8 @@
 //! time), [`expand`] (series → occurrences), [`links`] (meeting-link lookup and unwrapping),
 //! [`planner`] (join/leave decisions).
 
+#![warn(missing_docs)]
+
 pub mod expand;
 pub mod ics;
 pub mod links;

@@ -14,6 +14,8 @@
 //! Dependencies outside Rust (Chromium, npm modules, the Python venv) come from
 //! `scripts/deps.d/sim.sh`; a missing one is an [`Error::MissingDependency`] naming it.
 
+#![warn(missing_docs)]
+
 mod binaries;
 mod bus;
 mod daemon;
