@@ -68,9 +68,10 @@ except ValueError:
 video = [v for v in line.get("remote", {}).values() if v["kind"] == "video"]
 audio = [v for v in line.get("remote", {}).values() if v["kind"] == "audio"]
 frames = max((v["frames"] for v in video), default=0)
-size = next((f"{v['width']}x{v['height']}" for v in video if v["frames"]), "-")
+size = next(("%dx%d" % (v["width"], v["height"]) for v in video if v["frames"]), "-")
 peak = max((v.get("peak_rms", 0) for v in audio), default=0)
-print(f"t={line.get('t')} s: video frames {frames} at {size}, audio peak rms {peak:.3f}")
+t = line.get("t")
+print(f"t={t} s: video frames {frames} at {size}, audio peak rms {peak:.3f}")
 sys.exit(0 if frames >= 5 and size == "320x180" and peak > 0.01 else 1)
 ')
   heard=$?
