@@ -3,14 +3,14 @@
 //! cut) goes back to the meeting when systemd starts it again, as it was: a muted room comes
 //! back muted.
 //!
-//! The file is rewritten atomically (write, fsync, rename, fsync the directory) whenever the
+//! The file is rewritten atomically ([`visio_room_state_file::write_atomically`]: write, fsync,
+//! rename, fsync the directory) whenever the
 //! intent changes, and every [`HEARTBEAT`] while in a meeting, so its age says how long ago the
 //! room was last alive in it. A clean stop (`Leave`, SIGTERM: the daemon leaves the meeting
 //! before exiting) writes an intent without a meeting: nothing to go back to. A crash loop
 //! does not rejoin for ever: after [`MAX_RECOVERIES`] recoveries within [`RECOVERY_WINDOW`] the
 //! room stays idle and says why. Deciding is [`decide`], a pure function.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -185,16 +185,8 @@ impl IntentStore {
 
     /// Writes `intent` so that a power cut at any moment leaves the old or the new file.
     pub fn save(&self, intent: &Intent) -> std::io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(serde_json::to_string_pretty(intent)?.as_bytes())?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        std::fs::File::open(dir)?.sync_all()
+        let json = serde_json::to_string_pretty(intent)?;
+        visio_room_state_file::write_atomically(&self.path, json.as_bytes())
     }
 }
 
@@ -269,8 +261,11 @@ mod tests {
         assert_eq!(store.load(), None);
         let intent = in_meeting(NOW, vec![NOW - 1]);
         store.save(&intent).unwrap();
+        assert_eq!(store.load(), Some(intent.clone()));
+        assert!(!dir.path().join("state/.intent.json.tmp").exists());
+        // A write cut in the middle leaves a partial temporary file: not read.
+        std::fs::write(dir.path().join("state/.intent.json.tmp"), "{\"meeting\": ").unwrap();
         assert_eq!(store.load(), Some(intent));
-        assert!(!dir.path().join("state/intent.json.tmp").exists());
         std::fs::write(dir.path().join("state/intent.json"), "{\"meeting\": ").unwrap();
         assert_eq!(store.load(), None);
     }
