@@ -505,7 +505,10 @@ max_attempts = 3
         }
         for (section, keys) in SECTIONS {
             for key in *keys {
-                assert!(seen.contains(&format!("{section}.{key}")), "{section}.{key}");
+                assert!(
+                    seen.contains(&format!("{section}.{key}")),
+                    "{section}.{key}"
+                );
             }
         }
         // Writing out every default of the schema gives the built-in defaults.

@@ -236,11 +236,7 @@ async fn run(args: Args, config: Config, source: ConfigSource) -> anyhow::Result
 
 /// Asks the room loop (once it runs) to join the demo meeting, and tells the person where to
 /// see the room.
-async fn join_demo(
-    sim: &demo::DemoSim,
-    session_bus: bool,
-    commands: mpsc::Sender<room::Command>,
-) {
+async fn join_demo(sim: &demo::DemoSim, session_bus: bool, commands: mpsc::Sender<room::Command>) {
     let url = sim.meeting_url();
     println!("{}", sim.banner(session_bus));
     let (reply, _outcome) = tokio::sync::oneshot::channel();

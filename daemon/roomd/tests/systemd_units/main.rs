@@ -45,8 +45,7 @@ const MAX_EXPOSURE: f64 = 2.0;
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The interpreter that has Debian's python3-dbus and python3-gi (not a pyenv or venv one).
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
-const DEPS_HINT: &str =
-    "install the test dependencies with `scripts/deps.d/systemd.sh` (as root)";
+const DEPS_HINT: &str = "install the test dependencies with `scripts/deps.d/systemd.sh` (as root)";
 const BUS_NAME: &str = "org.visioroom.Room1";
 const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
 
