@@ -331,7 +331,15 @@ mod tests {
         let mut backoff = Backoff::new(RECONNECT_BACKOFF, 7);
         let first = backoff.next_delay();
         assert!(first >= Duration::from_millis(255) && first <= Duration::from_millis(345));
-        assert!(backoff.next_delay() >= Duration::from_millis(510));
+        // 600, 1200, 2400 and 4800 ms (each ±15 %), then the 7 s cap.
+        for nominal in [600u64, 1_200, 2_400, 4_800] {
+            let delay = backoff.next_delay();
+            let (low, high) = (nominal * 85 / 100, nominal * 115 / 100);
+            assert!(
+                delay >= Duration::from_millis(low) && delay <= Duration::from_millis(high),
+                "{delay:?} is not {nominal} ms ± 15 %"
+            );
+        }
         for _ in 0..10 {
             let delay = backoff.next_delay();
             assert!(delay >= Duration::from_millis(5_950) && delay <= Duration::from_millis(8_050));
