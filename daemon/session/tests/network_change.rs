@@ -16,17 +16,14 @@
 //! (target ≤ 3 s). Needs root and iproute2 (`scripts/deps.d/session.sh`) and the Python SDK
 //! venv (`scripts/deps.d/sim.sh`).
 
-// The workspace denies unsafe code; this file needs it for
-// unshare(2) for a private network namespace; each unsafe block says why it is sound (SAFETY).
-#![allow(unsafe_code)]
-
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::netns::{repo, run, ServiceNamespace};
 use common::{init_tracing, request, sim_binary, test_media, ADMIN};
 use tokio::sync::mpsc;
 use visio_room_core::controller::SessionEvent;
@@ -38,87 +35,6 @@ const ROOM: &str = "10.78.0.2";
 const ROOM_NEW: &str = "10.78.0.3";
 /// The test camera's frame rate (`test_media`).
 const FPS: f64 = 15.0;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {args:?} ({e}): install iproute2 (scripts/deps.d/session.sh)")
-        });
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The service's network namespace, removed when dropped (with what runs in it).
-struct ServiceNamespace {
-    name: String,
-    children: Vec<Child>,
-}
-
-impl Drop for ServiceNamespace {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-impl ServiceNamespace {
-    /// Moves this thread into a new namespace (the room's) and makes the service's, joined by
-    /// a veth pair.
-    fn create() -> ServiceNamespace {
-        // SAFETY: unshare(2) with CLONE_NEWNET only changes this thread's network namespace;
-        // it runs before any other thread of the test starts.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "cannot create a network namespace ({}): run the tests as root (CI does)",
-            std::io::Error::last_os_error()
-        );
-        let name = format!("visio-net-{}", std::process::id());
-        let ns = ServiceNamespace {
-            name: name.clone(),
-            children: Vec::new(),
-        };
-        run(&["ip", "netns", "add", &name]);
-        run(&["ip", "link", "set", "lo", "up"]);
-        run(&[
-            "ip", "link", "add", "vroom", "type", "veth", "peer", "name", "vsvc", "netns", &name,
-        ]);
-        run(&["ip", "addr", "add", &format!("{ROOM}/24"), "dev", "vroom"]);
-        run(&["ip", "link", "set", "vroom", "up"]);
-        for cmd in [
-            vec!["ip", "link", "set", "lo", "up"],
-            vec!["ip", "addr", "add", &format!("{SERVICE}/24"), "dev", "vsvc"],
-            vec!["ip", "link", "set", "vsvc", "up"],
-        ] {
-            let mut args = vec!["ip", "netns", "exec", &name];
-            args.extend(cmd);
-            run(&args);
-        }
-        ns
-    }
-
-    /// A command that runs in the service's namespace.
-    fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).arg(program);
-        c
-    }
-}
 
 fn wait_tcp(addr: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -184,7 +100,7 @@ fn the_room_stays_in_the_meeting_when_its_address_changes() {
         python.display()
     );
     init_tracing();
-    let mut ns = ServiceNamespace::create();
+    let mut ns = ServiceNamespace::create("visio-net", SERVICE, ROOM);
 
     let mut sim = ns
         .command(&sim_binary())
